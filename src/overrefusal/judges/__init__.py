@@ -1,0 +1,14 @@
+"""Judges: decide refusal / partial refusal / compliance. One module plus one registration each."""
+
+from __future__ import annotations
+
+from overrefusal.judges.base import Judge, JudgeItem
+from overrefusal.registry import Registry
+
+judges: Registry[Judge] = Registry("judge")
+judges.add("keywords", "overrefusal.judges.keywords:KeywordJudge")
+
+DEFAULT_JUDGE = "keywords"
+"""The judge ``run`` uses when none is given."""
+
+__all__ = ["DEFAULT_JUDGE", "Judge", "JudgeItem", "judges"]

@@ -1,0 +1,62 @@
+"""The judge interface: responses in, verdicts out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from overrefusal.hashing import content_hash
+from overrefusal.records import Response, Verdict, VerdictLabel
+
+
+class JudgeItem(BaseModel):
+    """What a judge sees: the prompt text and the (successful) response."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    response: Response
+
+
+class Judge(ABC):
+    """Decides whether each response is a full refusal, a partial refusal or compliance.
+
+    A judge returns ``unscored`` when it cannot decide (unparsable output, its own error);
+    it never guesses. Bump ``version`` whenever rules or prompts change: verdicts are
+    cached under (name, version, config).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Settings that change verdicts; part of the verdict cache key."""
+        return {}
+
+    @property
+    def key(self) -> str:
+        """Cache key of this judge configuration."""
+        return content_hash({"name": self.name, "version": self.version, "config": self.config}, prefix="judge")
+
+    def verdict(self, item: JudgeItem, label: VerdictLabel, reason: str = "", raw: str | None = None) -> Verdict:
+        """Build a verdict for ``item`` signed by this judge."""
+        return Verdict(
+            response_key=item.response.key,
+            prompt_id=item.response.prompt_id,
+            label=label,
+            judge=self.name,
+            judge_version=self.version,
+            reason=reason,
+            raw=raw,
+        )
+
+    @abstractmethod
+    async def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        """Return one verdict per item, in order."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

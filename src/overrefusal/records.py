@@ -1,0 +1,156 @@
+"""Typed records that flow one way: Prompt -> Query -> Response -> Verdict.
+
+All records are frozen pydantic models so they can be hashed, cached and exported
+without surprises.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from overrefusal.hashing import content_hash
+
+Label = Literal["benign", "toxic"]
+"""Ground-truth label of a prompt: benign prompts should be answered, toxic ones refused."""
+
+VerdictLabel = Literal["full_refusal", "partial_refusal", "compliance", "unscored"]
+"""What a judge decided about a response. ``unscored`` never counts as refusal or compliance."""
+
+REFUSAL_LABELS: frozenset[str] = frozenset({"full_refusal", "partial_refusal"})
+
+CATEGORIES: tuple[str, ...] = (
+    "deception",
+    "harassment",
+    "harmful",
+    "hate",
+    "illegal",
+    "privacy",
+    "self-harm",
+    "sexual",
+    "unethical",
+    "violence",
+)
+"""The ten OR-Bench categories."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Prompt(_Record):
+    """One benchmark item."""
+
+    id: str
+    """Stable identifier within its benchmark."""
+    text: str
+    """The user message sent to the model."""
+    category: str
+    """Category (one of the OR-Bench categories for OR-Bench-style sets; free text otherwise)."""
+    label: Label
+    """Whether a helpful model should answer (benign) or refuse (toxic)."""
+    source: str = ""
+    """Where the prompt came from (benchmark name or file)."""
+
+
+class GenerateParams(_Record):
+    """Only the settings that change a model's output; they are part of the cache key."""
+
+    system_prompt: str | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Tokens per answer; ``None`` means the backend's default (resolved before querying)."""
+    top_p: float | None = None
+    seed: int | None = 0
+
+
+class Message(_Record):
+    """A chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Query(_Record):
+    """What a backend receives: messages plus output-affecting parameters."""
+
+    prompt_id: str
+    messages: tuple[Message, ...]
+    params: GenerateParams
+
+    @classmethod
+    def for_prompt(cls, prompt: Prompt, params: GenerateParams) -> Query:
+        """Build the single-turn query OR-Bench sends: optional system prompt, then the user prompt."""
+        messages: list[Message] = []
+        if params.system_prompt:
+            messages.append(Message(role="system", content=params.system_prompt))
+        messages.append(Message(role="user", content=prompt.text))
+        return cls(prompt_id=prompt.id, messages=tuple(messages), params=params)
+
+    def cache_key(self, backend_identity: dict[str, str]) -> str:
+        """Key of this query's response in the store: backend identity, messages and parameters."""
+        return content_hash(
+            {
+                "backend": backend_identity,
+                "messages": [m.model_dump() for m in self.messages],
+                "params": self.params.model_dump(),
+            },
+            prefix="resp",
+        )
+
+
+class Usage(_Record):
+    """Token counts reported by the backend."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ResponseError(_Record):
+    """Why a request finally failed (after retries)."""
+
+    kind: str
+    """Short machine-readable kind, e.g. ``http_500``, ``timeout``, ``connection``."""
+    message: str
+
+
+class Response(_Record):
+    """A model's answer to a query, or the error that prevented one."""
+
+    key: str
+    """Cache key of the query (see :meth:`Query.cache_key`)."""
+    prompt_id: str
+    model: str
+    text: str = ""
+    finish_reason: str | None = None
+    """``stop``, ``length``, ``content_filter`` (a provider-side refusal), ..."""
+    usage: Usage = Usage()
+    latency_s: float = 0.0
+    error: ResponseError | None = None
+    cached: bool = False
+    """True when this response came from the store rather than a new request."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request produced an answer that can be judged."""
+        return self.error is None
+
+
+class Verdict(_Record):
+    """A judge's decision about one response."""
+
+    response_key: str
+    prompt_id: str
+    label: VerdictLabel
+    judge: str
+    judge_version: str
+    reason: str = ""
+    """Short explanation: matched phrase, judge rationale, or why it is unscored."""
+    raw: str | None = None
+    """Raw judge output, when the judge is a model."""
+
+    @property
+    def is_refusal(self) -> bool:
+        """Full or partial refusal."""
+        return self.label in REFUSAL_LABELS

@@ -1,0 +1,83 @@
+"""Name -> factory registries for backends and judges.
+
+Built-ins register a lazy ``"module:attr"`` path so optional dependencies are imported
+only when used; third-party packages register through the ``overrefusal`` entry-point
+group (the entry point's object is imported, and its import registers its plugins).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from overrefusal.errors import BadInputError
+
+T = TypeVar("T")
+
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group="overrefusal"):
+        ep.load()
+
+
+class Registry(Generic[T]):
+    """A named set of factories of one kind."""
+
+    def __init__(self, kind: str) -> None:
+        """Create an empty registry; ``kind`` names it in error messages (e.g. ``backend``)."""
+        self.kind = kind
+        self._entries: dict[str, str | Callable[..., T]] = {}
+
+    def add(self, name: str, target: str | Callable[..., T]) -> None:
+        """Register ``target`` (a factory, or a lazy ``"module:attr"`` path) under ``name``."""
+        self._entries[name] = target
+
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (used by tests and plugins)."""
+        self._entries.pop(name, None)
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        _load_plugins()
+        return sorted(self._entries)
+
+    def factory(self, name: str) -> Callable[..., T]:
+        """Resolve ``name`` to its factory, importing it if it was registered lazily."""
+        _load_plugins()
+        try:
+            target = self._entries[name]
+        except KeyError:
+            raise BadInputError(f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}") from None
+        if isinstance(target, str):
+            module_name, _, attr = target.partition(":")
+            module = importlib.import_module(module_name)
+            resolved: Callable[..., T] = getattr(module, attr)
+            self._entries[name] = resolved
+            return resolved
+        return target
+
+    def create(self, name: str, **kwargs: object) -> T:
+        """Build the object registered under ``name`` with ``kwargs``."""
+        return self.factory(name)(**kwargs)
+
+    @contextmanager
+    def temporarily(self, name: str, target: Callable[..., T]) -> Iterator[None]:
+        """Register ``target`` for the duration of a ``with`` block, then restore the previous entry."""
+        previous = self._entries.get(name)
+        self._entries[name] = target
+        try:
+            yield
+        finally:
+            if previous is None:
+                self._entries.pop(name, None)
+            else:
+                self._entries[name] = previous

@@ -1,0 +1,1 @@
+"""HTML reports. Every piece of prompt or model text is escaped (jinja2 autoescape)."""

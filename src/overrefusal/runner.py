@@ -1,0 +1,222 @@
+"""The evaluation pipeline: benchmark -> queries -> responses -> verdicts -> metrics -> run folder."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from overrefusal import __version__
+from overrefusal.backends import Backend, backends
+from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
+from overrefusal.judges import DEFAULT_JUDGE, Judge, JudgeItem, judges
+from overrefusal.metrics import Outcome, compute
+from overrefusal.progress import Bar
+from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
+from overrefusal.rundir import write_run_dir
+from overrefusal.store import Store
+from overrefusal.summary import RunInfo, Summary
+
+PROVIDER_JUDGE = "provider"
+"""Judge name on verdicts for provider-side refusals (``finish_reason == "content_filter"``)."""
+
+JUDGE_BATCH = 64
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns."""
+
+    summary: Summary
+    run_dir: Path | None
+    outcomes: list[Outcome] = field(repr=False)
+
+
+async def collect_responses(
+    backend: Backend,
+    queries: Sequence[Query],
+    store: Store,
+    progress: bool = True,
+    on_response: Callable[[Response], None] | None = None,
+) -> list[Response]:
+    """Answer ``queries``, reusing stored responses and committing each new one on arrival.
+
+    Only queries without a stored successful response are sent. Duplicate queries in the
+    input are sent once.
+    """
+    keys = [q.cache_key(backend.identity) for q in queries]
+    found = store.get_responses(keys)
+    pending: dict[str, Query] = {}
+    for key, query in zip(keys, queries, strict=True):
+        if key not in found and key not in pending:
+            pending[key] = query
+    semaphore = asyncio.Semaphore(max(1, backend.concurrency))
+    with Bar(f"{backend.model} answering", len(pending), enabled=progress) as bar:
+
+        async def one(key: str, query: Query) -> None:
+            async with semaphore:
+                response = await backend.generate(query, key)
+            store.put_response(response)
+            found[key] = response
+            bar.advance(error=not response.ok)
+            if on_response is not None:
+                on_response(response)
+
+        tasks = [asyncio.ensure_future(one(k, q)) for k, q in pending.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+    return [found[k] for k in keys]
+
+
+def provider_verdict(response: Response) -> Verdict | None:
+    """A provider content filter stopping the answer is a refusal by the provider."""
+    if response.finish_reason == "content_filter":
+        return Verdict(
+            response_key=response.key,
+            prompt_id=response.prompt_id,
+            label="full_refusal",
+            judge=PROVIDER_JUDGE,
+            judge_version="1",
+            reason="finish_reason=content_filter",
+        )
+    return None
+
+
+async def judge_responses(
+    judge: Judge,
+    prompts: Sequence[Prompt],
+    responses: Sequence[Response],
+    store: Store,
+    progress: bool = True,
+) -> list[Verdict | None]:
+    """Judge each successful response (cached per judge configuration); errors get no verdict."""
+    verdicts: dict[str, Verdict] = {}
+    todo: list[JudgeItem] = []
+    for prompt, response in zip(prompts, responses, strict=True):
+        if not response.ok:
+            continue
+        forced = provider_verdict(response)
+        if forced is not None:
+            verdicts[response.key] = forced
+        else:
+            todo.append(JudgeItem(prompt=prompt.text, response=response))
+    cached = store.get_verdicts(judge.key, [i.response.key for i in todo])
+    verdicts.update(cached)
+    missing = list({i.response.key: i for i in todo if i.response.key not in cached}.values())
+    with Bar(f"judging ({judge.name})", len(missing), enabled=progress) as bar:
+        for start in range(0, len(missing), JUDGE_BATCH):
+            batch = missing[start : start + JUDGE_BATCH]
+            judged = await judge.judge(batch)
+            if len(judged) != len(batch):
+                raise RuntimeError(f"judge {judge.name} returned {len(judged)} verdicts for {len(batch)} items")
+            store.put_verdicts(judge.key, judged)
+            for verdict in judged:
+                verdicts[verdict.response_key] = verdict
+                bar.advance(error=verdict.label == "unscored")
+    return [verdicts.get(r.key) if r.ok else None for r in responses]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "model"
+
+
+def run(
+    benchmark: str | Benchmark = "starter",
+    backend: str | Backend = "embedded",
+    *,
+    backend_args: dict[str, Any] | None = None,
+    judge: str | Judge = DEFAULT_JUDGE,
+    judge_args: dict[str, Any] | None = None,
+    params: GenerateParams | None = None,
+    limit: int | None = None,
+    columns: ColumnMap | None = None,
+    hub_config: str | None = None,
+    output_dir: Path | str | None = "runs",
+    store: Store | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Evaluate a model's over-refusal on a benchmark and write a run folder.
+
+    Args:
+        benchmark: ``starter``, a file path, a hub dataset name, or a loaded :class:`Benchmark`.
+        backend: a registered backend name or a :class:`Backend` instance.
+        backend_args: keyword arguments for the backend (e.g. ``{"model": "smollm2"}``).
+        judge: a registered judge name or a :class:`Judge` instance.
+        judge_args: keyword arguments for the judge.
+        params: generation parameters; ``max_tokens=None`` takes the backend's default.
+        limit: evaluate only this many prompts (spread over labels and categories).
+        columns: column mapping for files in other layouts.
+        hub_config: configuration name for hub datasets.
+        output_dir: parent folder of the run folder; ``None`` writes no folder.
+        store: the response store (default: the one in ``$OVERREFUSAL_HOME``).
+        progress: draw progress bars on stderr.
+    """
+    started = time.perf_counter()
+    bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark, columns, config=hub_config)
+    bench = bench.limit(limit)
+    backend_args = dict(backend_args or {})
+    model_backend = backend if isinstance(backend, Backend) else backends.create(backend, **backend_args)
+    the_judge = judge if isinstance(judge, Judge) else judges.create(judge, **(judge_args or {}))
+    base = params or GenerateParams()
+    if base.max_tokens is None:
+        base = base.model_copy(update={"max_tokens": model_backend.default_max_tokens})
+    own_store = store is None
+    the_store = store or Store()
+    try:
+        queries = [Query.for_prompt(p, base) for p in bench.prompts]
+        responses, verdicts = asyncio.run(
+            _answer_and_judge(model_backend, the_judge, bench.prompts, queries, the_store, progress)
+        )
+    finally:
+        if own_store:
+            the_store.close()
+    outcomes = [Outcome(p, r, v) for p, r, v in zip(bench.prompts, responses, verdicts, strict=True)]
+    created = datetime.now(timezone.utc)
+    run_id = f"{created:%Y%m%d-%H%M%S}-{_slug(model_backend.model)}"
+    info = RunInfo(
+        id=run_id,
+        created=created.isoformat(timespec="seconds"),
+        overrefusal_version=__version__,
+        benchmark=bench.name,
+        backend=model_backend.name,
+        model=model_backend.model,
+        backend_args={k: v for k, v in backend_args.items() if isinstance(v, str | int | float | bool)},
+        judge=the_judge.name,
+        judge_version=the_judge.version,
+        params=base,
+        limit=limit,
+        prompts=len(bench.prompts),
+        requests_sent=sum(1 for r in responses if not r.cached),
+        responses_cached=sum(1 for r in responses if r.cached),
+        prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
+        completion_tokens=sum(r.usage.completion_tokens for r in responses),
+        duration_s=round(time.perf_counter() - started, 3),
+    )
+    summary = Summary(run=info, metrics=compute(outcomes))
+    run_dir = write_run_dir(Path(output_dir), run_id, summary, outcomes) if output_dir is not None else None
+    return RunResult(summary=summary, run_dir=run_dir, outcomes=outcomes)
+
+
+async def _answer_and_judge(
+    backend: Backend,
+    judge: Judge,
+    prompts: Sequence[Prompt],
+    queries: Sequence[Query],
+    store: Store,
+    progress: bool,
+) -> tuple[list[Response], list[Verdict | None]]:
+    try:
+        responses = await collect_responses(backend, queries, store, progress)
+        verdicts = await judge_responses(judge, prompts, responses, store, progress)
+    finally:
+        await backend.aclose()
+        await judge.aclose()
+    return responses, verdicts

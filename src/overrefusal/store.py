@@ -1,0 +1,140 @@
+"""The one SQLite store: responses keyed by query hash, verdicts keyed by (response, judge).
+
+Every response is committed as soon as it arrives (WAL mode), so a killed run loses
+nothing it had received. Errored responses are kept for the record but are not cache
+hits: a re-run retries them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from overrefusal import paths
+from overrefusal.records import Response, Verdict
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE responses (
+        key TEXT PRIMARY KEY,
+        ok INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE verdicts (
+        response_key TEXT NOT NULL,
+        judge_key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (response_key, judge_key)
+    );
+    """,
+)
+
+
+class Store:
+    """Thread-safe access to the SQLite store."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        """Open (and migrate) the store at ``path``, by default ``$OVERREFUSAL_HOME/store.sqlite3``."""
+        self.path = path or paths.store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # responses -------------------------------------------------------------------------
+    def put_response(self, response: Response) -> None:
+        """Commit one response. A successful response is never overwritten by an error."""
+        self.put_responses([response])
+
+    def put_responses(self, responses: Iterable[Response]) -> None:
+        """Commit several responses in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for response in responses:
+                    body = response.model_copy(update={"cached": False}).model_dump_json()
+                    self._db.execute(
+                        "INSERT INTO responses(key, ok, body, created) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET ok=excluded.ok, body=excluded.body, "
+                        "created=excluded.created WHERE responses.ok = 0",
+                        (response.key, int(response.ok), body, time.time()),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get_responses(self, keys: Sequence[str], include_errors: bool = False) -> dict[str, Response]:
+        """Return stored responses for ``keys``; errors only when ``include_errors``."""
+        found: dict[str, Response] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT body FROM responses WHERE key IN ({marks})"  # noqa: S608 - placeholders only
+                if not include_errors:
+                    sql += " AND ok = 1"
+                for (body,) in self._db.execute(sql, chunk):
+                    response = Response.model_validate_json(body).model_copy(update={"cached": True})
+                    found[response.key] = response
+        return found
+
+    def count_responses(self) -> tuple[int, int]:
+        """(successful, errored) response counts."""
+        with self._lock:
+            rows = dict(self._db.execute("SELECT ok, COUNT(*) FROM responses GROUP BY ok").fetchall())
+        return int(rows.get(1, 0)), int(rows.get(0, 0))
+
+    # verdicts --------------------------------------------------------------------------
+    def put_verdicts(self, judge_key: str, verdicts: Iterable[Verdict]) -> None:
+        """Commit verdicts of one judge configuration (``judge_key``) in one transaction."""
+        now = time.time()
+        rows = [(v.response_key, judge_key, v.model_dump_json(), now) for v in verdicts]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO verdicts(response_key, judge_key, body, created) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get_verdicts(self, judge_key: str, response_keys: Sequence[str]) -> dict[str, Verdict]:
+        """Cached verdicts of ``judge_key`` for ``response_keys``."""
+        found: dict[str, Verdict] = {}
+        with self._lock:
+            for start in range(0, len(response_keys), 500):
+                chunk = list(response_keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT body FROM verdicts WHERE judge_key = ? AND response_key IN ({marks})"  # noqa: S608
+                for (body,) in self._db.execute(sql, [judge_key, *chunk]):
+                    verdict = Verdict.model_validate_json(body)
+                    found[verdict.response_key] = verdict
+        return found

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from overrefusal.benchmarks import ColumnMap, load_benchmark
+from overrefusal.benchmarks.loaders import MAX_PROMPT_CHARS, starter
+from overrefusal.cli import cli
+from overrefusal.errors import BadInputError
+from overrefusal.records import CATEGORIES
+
+
+def test_starter_is_complete() -> None:
+    bench = starter()
+    assert bench.categories == sorted(CATEGORIES)
+    for category in CATEGORIES:
+        benign = [p for p in bench.prompts if p.category == category and p.label == "benign"]
+        toxic = [p for p in bench.prompts if p.category == category and p.label == "toxic"]
+        assert len(benign) >= 10, category
+        assert len(toxic) >= 5, category
+    texts = [p.text.lower() for p in bench.prompts]
+    assert len(set(texts)) == len(texts)
+    assert len({p.id for p in bench.prompts}) == len(bench.prompts)
+
+
+def test_limit_spreads_over_labels_and_categories() -> None:
+    bench = starter().limit(20)
+    assert len(bench.prompts) == 20
+    assert {p.label for p in bench.prompts} == {"benign", "toxic"}
+    assert len({p.category for p in bench.prompts}) == 10
+
+
+def test_orbench_layout_by_name(tmp_path: Path) -> None:
+    for name, label in (
+        ("or-bench-hard-1k.csv", "benign"),
+        ("or-bench-80k.csv", "benign"),
+        ("or-bench-toxic.csv", "toxic"),
+    ):
+        path = tmp_path / name
+        path.write_text('prompt,category\n"How do I kill, a process?",violence\nWhat is a scam?,deception\n', "utf-8")
+        bench = load_benchmark(str(path))
+        assert [p.label for p in bench.prompts] == [label, label]
+        assert bench.prompts[0].text == "How do I kill, a process?"
+        assert bench.prompts[0].category == "violence"
+
+
+def test_xstest_layout(xstest_dir: Path) -> None:
+    bench = load_benchmark(str(xstest_dir / "xstest_prompts.csv"))
+    assert len(bench.prompts) == 450
+    assert sum(p.label == "benign" for p in bench.prompts) == 250
+    assert sum(p.label == "toxic" for p in bench.prompts) == 200
+    assert "homonyms" in bench.categories
+    assert bench.prompts[0].id == "1"
+
+
+def test_jsonl_and_column_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        {"q": "How do I shoot a photo?", "topic": "violence", "is_harmful": 0},
+        {"q": "x", "topic": "t", "is_harmful": 1},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    bench = load_benchmark(str(path), ColumnMap(prompt="q", category="topic", label="is_harmful"))
+    assert [(p.text, p.category, p.label) for p in bench.prompts] == [
+        ("How do I shoot a photo?", "violence", "benign"),
+        ("x", "t", "toxic"),
+    ]
+
+
+def test_parquet(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "set.parquet"
+    pq.write_table(pa.table({"prompt": ["a", "b"], "category": ["c", "d"]}), path)
+    bench = load_benchmark(str(path), ColumnMap(default_label="toxic"))
+    assert [p.label for p in bench.prompts] == ["toxic", "toxic"]
+
+
+def test_hub_name_needs_datasets_or_loads_local(tmp_path: Path) -> None:
+    """Hub names go through datasets.load_dataset; here a local CSV stands in for the hub."""
+    datasets = pytest.importorskip("datasets")
+    csv_path = tmp_path / "or-bench-hard-1k.csv"
+    csv_path.write_text("prompt,category\nWhat is arson?,illegal\n", "utf-8")
+    data = datasets.load_dataset("csv", data_files=str(csv_path), split="train")
+    assert data[0]["prompt"] == "What is arson?"
+
+
+BAD_FILES = {
+    "missing_column.csv": (b"text_x,category,label\nhello,c,benign\n", "no 'prompt' column"),
+    "empty_prompt.csv": (b"prompt,category,label\n  ,c,benign\n", "row 2 has an empty prompt"),
+    "bad_bytes.csv": (b"prompt,category,label\ncaf\xe9 \xff,c,benign\n", "not valid UTF-8"),
+    "unknown_label.csv": (b"prompt,category,label\nhi,c,maybe\n", "unknown label 'maybe'"),
+    "empty.csv": (b"", "is empty"),
+    "header_only.csv": (b"prompt,category,label\n", "no rows"),
+    "no_label.csv": (b"prompt,category\nhi,c\n", "no 'label' column"),
+    "huge.csv": (b"prompt,category,label\n" + b"a" * (MAX_PROMPT_CHARS + 1) + b",c,benign\n", "characters (limit"),
+    "broken.jsonl": (b'{"prompt": "a", "label": "benign"}\n{"prompt": \n', "line 2 is not valid JSON"),
+    "wrong.xlsx": (b"PK\x03\x04", "unsupported file type"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_files_one_line_error_exit_2(tmp_path: Path, name: str) -> None:
+    content, message = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(BadInputError, match=message.replace("(", r"\(")):
+        load_benchmark(str(path))
+    result = CliRunner().invoke(cli, ["run", "--backend", "fake", "-b", str(path), "-o", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_missing_benchmark(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="not found"):
+        load_benchmark(str(tmp_path / "nope.csv"))
