@@ -130,7 +130,9 @@ def allow_hosts(app: web.Application, host: str, port: int) -> None:
     names = {host, f"[{host}]"}
     if host in ("127.0.0.1", "::1", "localhost"):
         names |= {"127.0.0.1", "localhost", "[::1]"}
-    app[HOSTS] = {f"{n}:{port}" for n in names}
+    hosts = app[HOSTS]  # mutated in place: the started application's state is frozen
+    hosts.clear()
+    hosts.update(f"{n}:{port}" for n in names)
 
 
 async def start(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:

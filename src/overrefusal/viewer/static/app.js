@@ -3,7 +3,7 @@
   'use strict';
   var token = document.querySelector('meta[name="overrefusal-token"]').getAttribute('content');
   var LABELS = [['1_full_compliance', 'compliance'], ['2_full_refusal', 'full refusal'], ['3_partial_refusal', 'partial refusal']];
-  var state = {offset: 0, limit: 50, total: 0};
+  var state = {offset: 0, limit: 50, total: 0, loads: 0};
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -38,8 +38,8 @@
 
   function verdictCell(r) {
     var td = el('td', null, 'verdicts');
-    td.appendChild(el('span', (r.judge || 'run') + ': ' + r.verdict));
-    td.appendChild(el('span', 'keywords: ' + r.keyword));
+    td.appendChild(el('span', 'run judge' + (r.judge ? ' (' + r.judge + ')' : '') + ': ' + r.verdict));
+    td.appendChild(el('span', 'keyword check: ' + r.keyword));
     if (r.gold) { td.appendChild(el('span', 'gold: ' + r.gold, 'gold')); }
     return td;
   }
@@ -80,7 +80,8 @@
         document.getElementById('page').textContent = (page.total ? page.offset + 1 : 0) + '–' + last + ' of ' + page.total;
         document.getElementById('prev').disabled = page.offset === 0;
         document.getElementById('next').disabled = last >= page.total;
-        document.body.setAttribute('data-loaded', String(Date.now()));
+        state.loads += 1;
+        document.body.setAttribute('data-loaded', String(state.loads));
         status('');
       })
       .catch(function (err) { status('could not load rows: ' + err.message); });
