@@ -42,8 +42,10 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium not installed (apt-get install chromium; .ci/run installs it)", allow_module_level=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # module scope: one browser for all tests here, closed before other modules' tests, because
+    # Playwright's sync API keeps an event loop running in this thread while it is open
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

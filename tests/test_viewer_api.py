@@ -95,7 +95,7 @@ async def test_relabel_round_trips_to_gold_file(server: tuple[str, str, Path]) -
     assert isinstance(relabelled, dict) and relabelled["total"] == 1
 
 
-async def test_gold_file_keeps_other_rows_and_reloads(runs: list[Path], tmp_path: Path) -> None:
+def test_gold_file_keeps_other_rows_and_reloads(runs: list[Path], tmp_path: Path) -> None:
     gold = tmp_path / "gold.csv"
     gold.write_text("id,type,prompt,completion,final_label\nv2-1,homonyms,p,c,2_full_refusal\n", encoding="utf-8")
     data = ViewerData(load_runs(runs), GoldFile(gold))
@@ -142,3 +142,36 @@ async def test_serves_nothing_outside_its_routes(server: tuple[str, str, Path], 
         async with session.get(f"{base}/") as res:
             page = await res.text()
             assert res.status == 200 and 'name="overrefusal-token"' in page and "{{TOKEN}}" not in page
+
+
+def test_cli_view_serves_on_a_free_local_port(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    run = make_run(tmp_path, "alpha")
+    cli = Path(sys.executable).with_name("overrefusal")
+    proc = subprocess.Popen([str(cli), "view", str(run)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line
+        url = line.split()[1]
+        with urllib.request.urlopen(url + "api/meta", timeout=10) as res:
+            meta = json.load(res)
+        assert meta["total"] == 60 and meta["models"] == ["alpha"] and meta["gold_file"] == "gold.csv"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_cli_view_rejects_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from overrefusal.cli import cli
+
+    result = CliRunner().invoke(cli, ["view", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "not a run folder" in result.output

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
+from overrefusal.progress import Bar
 from overrefusal.report.compare import write_report
 from overrefusal.report.runs import load_runs
 
@@ -32,5 +34,7 @@ def report(runs: tuple[Path, ...], output: Path, pair: tuple[str, str] | None, x
     RUNS are run folders written by `overrefusal run` (runs/<id>/); runs of the same model on different
     benchmarks are grouped into one row.
     """
-    comparison = write_report(load_runs(list(runs)), output, pair=pair, x_benchmark=x_benchmark)
+    folders = load_runs(list(runs))
+    with Bar("reading runs", len(folders), enabled=sys.stderr.isatty()) as bar:
+        comparison = write_report(folders, output, pair=pair, x_benchmark=x_benchmark, on_run=bar.advance)
     click.echo(f"wrote {output} ({len(comparison.models)} models, {len(runs)} runs)")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import click
 
+from overrefusal.progress import Bar
 from overrefusal.report.runs import load_runs
 from overrefusal.viewer.data import ViewerData
 from overrefusal.viewer.gold import GoldFile
@@ -40,7 +42,9 @@ def view(runs: tuple[Path, ...], host: str, port: int, gold: Path | None) -> Non
     Relabels are written atomically to the gold file, which `overrefusal judge eval` reads.
     """
     folders = load_runs(list(runs))
-    data = ViewerData(folders, GoldFile(gold if gold is not None else folders[0].path / "gold.csv"))
+    gold_file = GoldFile(gold if gold is not None else folders[0].path / "gold.csv")
+    with Bar("reading runs", len(folders), enabled=sys.stderr.isatty()) as bar:
+        data = ViewerData(folders, gold_file, on_run=bar.advance)
     try:
         asyncio.run(_serve(data, host, port))
     except KeyboardInterrupt:

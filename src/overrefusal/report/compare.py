@@ -168,7 +168,7 @@ def group_runs(runs: Sequence[RunFolder]) -> dict[str, list[RunFolder]]:
     return groups
 
 
-def _stream_outcomes(agg: ModelAgg) -> None:
+def _stream_outcomes(agg: ModelAgg, on_run: Callable[[], None] | None) -> None:
     """Read each run's verdicts and responses once, keeping only (refused, where) per scored prompt."""
     for index, run in enumerate(agg.runs):
         verdicts = verdict_labels(run)
@@ -181,10 +181,15 @@ def _stream_outcomes(agg: ModelAgg) -> None:
                 continue
             key = f"{run.benchmark}\x00{prompt.get('label')}\x00{prompt.get('id')}"
             agg.outcomes[key] = (verdict[0] in REFUSAL_LABELS, index, offset)
+        if on_run is not None:
+            on_run()
 
 
-def aggregate(runs: Sequence[RunFolder]) -> list[ModelAgg]:
-    """Per-model aggregates: rates from the summaries, paired outcomes streamed from the jsonl files."""
+def aggregate(runs: Sequence[RunFolder], on_run: Callable[[], None] | None = None) -> list[ModelAgg]:
+    """Per-model aggregates: rates from the summaries, paired outcomes streamed from the jsonl files.
+
+    ``on_run`` is called after each run folder has been read (for a progress bar).
+    """
     models: list[ModelAgg] = []
     for model, group in group_runs(runs).items():
         agg = ModelAgg(model=model, runs=group)
@@ -199,7 +204,7 @@ def aggregate(runs: Sequence[RunFolder]) -> list[ModelAgg]:
                 benign.append(c.benign)
                 toxic.append(c.toxic)
         agg.categories = {c: (pool(b), pool(t)) for c, (b, t) in sorted(per_cat.items())}
-        _stream_outcomes(agg)
+        _stream_outcomes(agg, on_run)
         models.append(agg)
     return models
 
@@ -282,12 +287,15 @@ def _examples(a: ModelAgg, b: ModelAgg, limit: int) -> list[Example]:
 
 
 def compare(
-    runs: Sequence[RunFolder], pair: tuple[str, str] | None = None, x_benchmark: str | None = None
+    runs: Sequence[RunFolder],
+    pair: tuple[str, str] | None = None,
+    x_benchmark: str | None = None,
+    on_run: Callable[[], None] | None = None,
 ) -> Comparison:
     """Aggregate runs into a :class:`Comparison` (McNemar for every pair of models, or only ``pair``)."""
     if not runs:
         raise BadInputError("no run folders given: pass one or more runs/<id>/ folders")
-    models = aggregate(runs)
+    models = aggregate(runs, on_run)
     by_name = {m.model: m for m in models}
     if pair is not None:
         for name in pair:
@@ -488,8 +496,9 @@ def write_report(
     output: Path,
     pair: tuple[str, str] | None = None,
     x_benchmark: str | None = None,
+    on_run: Callable[[], None] | None = None,
 ) -> Comparison:
     """Compare ``runs`` and write the page to ``output`` atomically; return the comparison."""
-    comp = compare(runs, pair=pair, x_benchmark=x_benchmark)
+    comp = compare(runs, pair=pair, x_benchmark=x_benchmark, on_run=on_run)
     write_atomic(output, render_comparison(comp))
     return comp

@@ -7,7 +7,8 @@ disagreement when two decisive sources (not ``unscored``) differ on refusal (ful
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ HEAD = 400
 """Characters of a response the keyword judge looks at (it matches openings only)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """Filter fields of one response row."""
 
@@ -59,8 +60,8 @@ def disagreement(row: Row) -> bool:
 class ViewerData:
     """All rows of the given runs, filterable and paged."""
 
-    def __init__(self, runs: Sequence[RunFolder], gold: GoldFile) -> None:
-        """Stream every run once and judge each response with the keyword judge."""
+    def __init__(self, runs: Sequence[RunFolder], gold: GoldFile, on_run: Callable[[], None] | None = None) -> None:
+        """Stream every run once and judge each response with the keyword judge (``on_run`` after each run)."""
         self.runs = list(runs)
         self.gold = gold
         self.rows: list[Row] = []
@@ -88,17 +89,19 @@ class ViewerData:
                     offset=offset,
                     model=run.model,
                     prompt_id=str(prompt.get("id", "")),
-                    category=str(prompt.get("category", "")),
-                    label=str(prompt.get("label", "")),
+                    category=sys.intern(str(prompt.get("category", ""))),
+                    label=sys.intern(str(prompt.get("label", ""))),
                     response_key=key,
-                    verdict=verdict,
-                    judge=judge_name,
+                    verdict=sys.intern(verdict),
+                    judge=sys.intern(judge_name),
                     keyword=keyword,
                 )
                 stored = gold.get(key) if key else None
                 row.gold = stored.final_label if stored else ""
                 row.disagree = disagreement(row)
                 self.rows.append(row)
+            if on_run is not None:
+                on_run()
 
     def meta(self) -> dict[str, Any]:
         """Filter choices and totals."""
