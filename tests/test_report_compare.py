@@ -156,3 +156,47 @@ def test_write_report_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(RuntimeError):
         write_report(runs, out)
     assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_report_and_viewer_read_folders_written_by_run(tmp_path: Path, store: object) -> None:
+    from overrefusal import run
+    from overrefusal.backends.fake import FakeBackend
+    from overrefusal.benchmarks.loaders import starter
+    from overrefusal.records import Query, ResponseError
+    from overrefusal.viewer.data import ViewerData
+    from overrefusal.viewer.gold import GoldFile
+
+    def cautious(query: Query) -> str | ResponseError:
+        text = query.messages[-1].content
+        if len(text) % 11 == 0:
+            return ResponseError(kind="http_500", message="boom")
+        return "I'm sorry, I can't." if len(text) % 3 == 0 else ("" if len(text) % 13 == 0 else "Here is how.")
+
+    bench = starter().limit(60)
+    folders = [
+        run(bench, FakeBackend(model="cautious", script=cautious), output_dir=tmp_path, store=store, progress=False),
+        run(
+            bench,
+            FakeBackend(model="helpful", script=lambda q: "Sure."),
+            output_dir=tmp_path,
+            store=store,
+            progress=False,
+        ),
+    ]
+    paths = [f.run_dir for f in folders]
+    assert all(p is not None for p in paths)
+    runs = load_runs(paths)  # type: ignore[arg-type]
+    comp = compare(runs)
+    cautious_agg = comp.models[0]
+    summary = folders[0].summary.metrics
+    assert cautious_agg.over_refusal == summary.over_refusal and cautious_agg.errors == (
+        summary.over_refusal.errors + summary.toxic_refusal.errors
+    )
+    benign = next(t for t in comp.mcnemar if t.label == "benign")
+    assert benign.c == 0 and benign.b == summary.over_refusal.refused  # "helpful" never refuses
+    assert benign.n == summary.over_refusal.scored
+    data = ViewerData(runs, GoldFile(tmp_path / "gold.csv"))
+    assert len(data.rows) == 2 * len(bench.prompts)
+    assert (
+        data.query({"verdict": "error"}, 0, 200)["total"] == summary.over_refusal.errors + summary.toxic_refusal.errors
+    )

@@ -37,4 +37,5 @@ def report(runs: tuple[Path, ...], output: Path, pair: tuple[str, str] | None, x
     folders = load_runs(list(runs))
     with Bar("reading runs", len(folders), enabled=sys.stderr.isatty()) as bar:
         comparison = write_report(folders, output, pair=pair, x_benchmark=x_benchmark, on_run=bar.advance)
-    click.echo(f"wrote {output} ({len(comparison.models)} models, {len(runs)} runs)")
+    models, n_runs = len(comparison.models), len(folders)
+    click.echo(f"wrote {output} ({models} model{'s' * (models != 1)}, {n_runs} run{'s' * (n_runs != 1)})")
