@@ -415,7 +415,7 @@ def figures(comp: Comparison) -> dict[str, Any]:
             fig.add_trace(
                 go.Bar(
                     name=_label(m.model),
-                    x=comp.categories,
+                    x=[_label(c) for c in comp.categories],
                     y=[e[0] for e in errs],
                     error_y={
                         "type": "data",

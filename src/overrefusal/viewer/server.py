@@ -126,12 +126,18 @@ def build_app(data: ViewerData, token: str | None = None) -> web.Application:
 
 
 def allow_hosts(app: web.Application, host: str, port: int) -> None:
-    """Accept requests whose Host is this server (by the bound address, and ``localhost`` on loopback)."""
+    """Accept requests whose Host is this server (by the bound address, and ``localhost`` on loopback).
+
+    A wildcard bind (``0.0.0.0``, ``::``), chosen explicitly to share the viewer, accepts any Host; the relabel
+    token and Origin checks still apply.
+    """
+    hosts = app[HOSTS]  # mutated in place: the started application's state is frozen
+    hosts.clear()
+    if host in ("0.0.0.0", "::", ""):
+        return
     names = {host, f"[{host}]"}
     if host in ("127.0.0.1", "::1", "localhost"):
         names |= {"127.0.0.1", "localhost", "[::1]"}
-    hosts = app[HOSTS]  # mutated in place: the started application's state is frozen
-    hosts.clear()
     hosts.update(f"{n}:{port}" for n in names)
 
 
