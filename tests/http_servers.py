@@ -115,6 +115,8 @@ class ScriptedServer:
         if self.hold_after is not None and sum(self.successes.values()) >= self.hold_after:
             assert self._release is not None
             await self._release.wait()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the client is gone: nothing was delivered, nothing counted
         if fault == "http_500":
             return web.json_response({"error": {"message": "internal error"}}, status=500)
         if fault == "http_429":
