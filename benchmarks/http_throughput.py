@@ -5,7 +5,7 @@ this process sends N requests at concurrency C three ways, one after the other:
 
 * bare: an asyncio loop over one aiohttp session (semaphore, POST, parse JSON), nothing stored;
 * overrefusal: ``collect_responses`` with the ``openai`` backend, each response committed to a
-  fresh SQLite store, cache keys computed, exactly what ``overrefusal run`` does;
+  fresh SQLite store, cache keys computed, progress bar drawn: what ``overrefusal run`` does;
 * inspect_ai's OpenAI-compatible provider, when inspect_ai (and openai) are installed.
 
 CPU time is this process's (the harness's); the server's is not counted.
@@ -103,8 +103,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--rounds", type=int, default=2, help="best of this many rounds for bare and ours")
-    parser.add_argument("--progress", action="store_true", help="draw the progress bar during our runs")
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds for bare and ours")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar during our runs")
     parser.add_argument("--no-inspect", action="store_true")
     args = parser.parse_args()
     n, c = args.requests, args.concurrency
@@ -115,7 +115,7 @@ def main() -> None:
             bare_best, ours_best, ours_us = 0.0, 0.0, float("inf")
             for _ in range(args.rounds):
                 bare_best = max(bare_best, measure("bare aiohttp", lambda: bare(url, n, c), n)[0])
-                rate, us = measure("overrefusal", lambda: ours(url, n, c, store, args.progress), n)
+                rate, us = measure("overrefusal", lambda: ours(url, n, c, store, not args.no_progress), n)
                 ours_best, ours_us = max(ours_best, rate), min(ours_us, us)
             stored = store.count_responses()[0]
             assert stored == n * args.rounds, stored

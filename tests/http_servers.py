@@ -154,7 +154,12 @@ class ScriptedServer:
                 "object": "chat.completion",
                 "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": reason}],
-                "usage": {"prompt_tokens": len(text.split()), "completion_tokens": len(answer.split())},
+                "created": 0,
+                "usage": {
+                    "prompt_tokens": len(text.split()),
+                    "completion_tokens": len(answer.split()),
+                    "total_tokens": len(text.split()) + len(answer.split()),
+                },
             }
         )
 

@@ -263,6 +263,7 @@ class HttpTransport:
         self._sleep = sleep
         self._limiter = RateLimiter(settings.rpm, sleep) if settings.rpm else None
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[tuple[int, str], URL] = {}
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_urls={self.settings.base_urls!r})"
@@ -271,6 +272,12 @@ class HttpTransport:
         if self._secret:
             text = text.replace(self._secret, "***")
         return text[:300]
+
+    def _url(self, index: int, path: str) -> URL:
+        url = self._urls.get((index, path))
+        if url is None:  # parsed once per endpoint and path, not per request
+            url = self._urls[(index, path)] = URL(self.endpoints.urls[index] + path)
+        return url
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -312,7 +319,7 @@ class HttpTransport:
             if self._limiter is not None:
                 await self._limiter.wait()
             index = self.endpoints.pick()
-            url = self.endpoints.urls[index] + path
+            url = self._url(index, path)
             try:
                 return await self._attempt(session, url, payload, parse, on_error)
             except _Retry as retry:
@@ -334,7 +341,7 @@ class HttpTransport:
     async def _attempt(
         self,
         session: aiohttp.ClientSession,
-        url: str,
+        url: URL,
         payload: bytes,
         parse: Callable[[Any], T],
         on_error: Callable[[Failure], T | None] | None,
