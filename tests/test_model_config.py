@@ -106,3 +106,9 @@ def test_cli_bad_endpoint_input_exits_2(tmp_path: Path, bench_csv: Path) -> None
     key_arg = CliRunner().invoke(cli, [*base, "--base-url", "http://127.0.0.1:9/v1", "-B", "api_key=sk-xyz"])
     assert key_arg.exit_code == 2 and "sk-xyz" not in key_arg.output
     assert not (tmp_path / "r").exists()
+
+
+def test_endpoint_options_need_an_http_backend(tmp_path: Path, bench_csv: Path) -> None:
+    args = ["run", "-b", str(bench_csv), "--backend", "fake", "--rpm", "4", "-o", str(tmp_path / "r")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--rpm" in result.output and "openai" in result.output

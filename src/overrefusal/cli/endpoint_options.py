@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +11,8 @@ import click
 from click.core import ParameterSource
 
 from overrefusal import model_config
+from overrefusal.backends import backends
+from overrefusal.errors import BadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,9 +79,13 @@ def resolve_backend(
         params = {k: v for k, v in entry.params.model_dump().items() if v is not None and not given(k)}
     elif opts.get("base_urls") and not given("backend"):
         backend = "openai"  # a base URL alone means an OpenAI-compatible server
-    if opts.get("base_urls"):
-        backend_args["base_url"] = list(opts["base_urls"])
-    for name in ("concurrency", "rpm", "api_key_env"):
-        if opts.get(name) is not None:
-            backend_args[name] = opts[name]
-    return backend, backend_args, params
+    endpoint: dict[str, Any] = {"base_url": list(opts["base_urls"])} if opts.get("base_urls") else {}
+    endpoint.update({n: opts[n] for n in ("concurrency", "rpm", "api_key_env") if opts.get(n) is not None})
+    if endpoint:
+        accepted = inspect.signature(backends.factory(backend)).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        refused = [n for n in endpoint if n not in accepted and not takes_any]
+        if refused:
+            names = ", ".join("--" + n.replace("_", "-") for n in refused)
+            raise BadInputError(f"{names} do(es) not apply to the {backend} backend: use --backend openai or anthropic")
+    return backend, {**backend_args, **endpoint}, params
