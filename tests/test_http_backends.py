@@ -33,7 +33,8 @@ from overrefusal.errors import BadInputError, RunError
 from overrefusal.records import GenerateParams, Prompt, Query
 from overrefusal.store import Store
 
-FAST = {"backoff_s": 0.001, "timeout_s": 0.3}
+FAST = {"backoff_s": 0.001, "timeout_s": 10.0}
+FAULTY = {"backoff_s": 0.001, "timeout_s": 1.0}  # the server's timeout fault sleeps 1.5 s
 
 
 def bench(n: int, prefix: str = "prompt") -> Benchmark:
@@ -124,9 +125,9 @@ async def test_429_retry_after_is_honoured() -> None:
 
 def test_fault_mix_completes_and_failures_are_unjudged_errors(tmp_path: Path, store: Store) -> None:
     n = 300
-    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=0.6, seed=1) as srv:
+    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=1.5, seed=1) as srv:
         # one retry only, so that some requests finally fail
-        backend = OpenAIBackend(model="m", base_url=srv.openai_url, max_retries=1, **FAST)
+        backend = OpenAIBackend(model="m", base_url=srv.openai_url, max_retries=1, **FAULTY)
         result = run(bench(n), backend, output_dir=tmp_path, store=store, progress=False)
         assert set(srv.fault_counts) == set(FAULT_MIX)  # every fault kind was exercised
     errors = [o for o in result.outcomes if o.response is not None and not o.response.ok]
@@ -149,8 +150,8 @@ def test_fault_mix_completes_and_failures_are_unjudged_errors(tmp_path: Path, st
     assert not judged & {o.response.key for o in errors if o.response}
 
     # with enough retries the same run completes: only the failed prompts are sent again
-    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=0.6, seed=2) as srv2:
-        backend = OpenAIBackend(model="m", base_url=srv2.openai_url, max_retries=8, **FAST)
+    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=1.5, seed=2) as srv2:
+        backend = OpenAIBackend(model="m", base_url=srv2.openai_url, max_retries=8, **FAULTY)
         again = run(bench(n), backend, output_dir=None, store=store, progress=False)
     assert all(o.response is not None and o.response.ok for o in again.outcomes)
     assert sum(srv2.successes.values()) == len(errors)

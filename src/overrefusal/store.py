@@ -182,5 +182,5 @@ class ResponseCommitter:
             self._timer.cancel()
             self._timer = None
         if self._pending:
-            batch, self._pending = self._pending, []
-            self._store.put_responses(batch)
+            self._store.put_responses(self._pending)  # on failure they stay queued, and the final flush raises
+            self._pending = []
