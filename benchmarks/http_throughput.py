@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds for bare and ours")
+    parser.add_argument("--rounds", type=int, default=5, help="best of this many rounds for bare and ours")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar during our runs")
     parser.add_argument("--no-inspect", action="store_true")
     args = parser.parse_args()

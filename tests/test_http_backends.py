@@ -248,7 +248,7 @@ def test_default_openai_key_goes_only_to_openai(server: ScriptedServer, monkeypa
     assert server.auth == [""]
 
 
-def test_key_arguments_are_refused_without_echo() -> None:
+def test_key_arguments_are_refused_without_echo(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(BadInputError, match="environment variable") as info:
         backends.create("openai", model="m", api_key="sk-secret-value")
     assert "sk-secret-value" not in str(info.value)
@@ -259,6 +259,9 @@ def test_key_arguments_are_refused_without_echo() -> None:
         backends.create("openai", model="m", api_key_env="UNSET_VAR_X")
     with pytest.raises(BadInputError, match="needs a model"):
         backends.create("openai")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(BadInputError, match="export ANTHROPIC_API_KEY"):
+        backends.create("anthropic", model="claude-x")
 
 
 def test_rejected_key_stops_the_run(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

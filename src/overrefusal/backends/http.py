@@ -404,7 +404,6 @@ class HttpBackend(Backend):
     default_base_url: ClassVar[str]
     default_key_env: ClassVar[str | None] = None
     """Variable read for the key when ``api_key_env`` is not given and the base URL is the default one."""
-    key_required: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -428,9 +427,11 @@ class HttpBackend(Backend):
         # the default key variable goes only to the provider's own URL, never to another server
         default_env = self.default_key_env if urls == (self.default_base_url,) else None
         key = read_api_key(api_key_env, default_env)
-        if key is None and self.key_required:
-            env = api_key_env or self.default_key_env
-            raise BadInputError(f"the {self.name} backend needs an API key: export {env}=<key> or pass --api-key-env")
+        if key is None and default_env:  # the provider's own API always needs a key
+            raise BadInputError(
+                f"the {self.name} backend needs an API key for {urls[0]}: export {default_env}=<key> "
+                "or pass --api-key-env NAME"
+            )
         self._extra = dict(extra_body or {})
         self.settings = HttpSettings(
             base_urls=urls,
