@@ -54,6 +54,7 @@ class ScriptedServer:
         reply: Callable[[str], tuple[str, str]] = default_reply,
         hold_after: int | None = None,
         error_status: int | None = None,
+        reply_json: object = None,
     ) -> None:
         self.latency_s = latency_s
         self.faults = dict(faults or {})
@@ -63,6 +64,7 @@ class ScriptedServer:
         self.reply = reply
         self.hold_after = hold_after
         self.error_status = error_status
+        self.reply_json = reply_json
         self.successes: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
@@ -146,6 +148,8 @@ class ScriptedServer:
         faulty = await self._common(request, text)
         if faulty is not None:
             return faulty
+        if self.reply_json is not None:  # a 200 answer of the wrong shape
+            return web.json_response(self.reply_json)
         answer, reason = self.reply(text)
         self._count(request, text)
         return web.json_response(

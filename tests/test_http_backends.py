@@ -338,3 +338,13 @@ def test_planted_key_never_reaches_files_or_logs(
     assert secret not in result.output
     assert secret not in caplog.text
     assert secret not in repr(OpenAIBackend(model="m", base_url="http://h/v1", api_key_env="PLANTED_KEY"))
+
+
+@pytest.mark.parametrize("answer", [[1, 2], {"choices": []}, {"choices": ["text"]}, {"choices": [{"message": 5}]}])
+def test_wrong_shapes_are_malformed_answers(answer: object, store: Store) -> None:
+    with ScriptedServer(reply_json=answer) as srv:
+        backend = OpenAIBackend(model="m", base_url=srv.openai_url, max_retries=1, **FAST)
+        result = run(bench(1), backend, output_dir=None, store=store, progress=False)
+        assert sum(srv.attempts.values()) == 2  # retried once
+    response = result.outcomes[0].response
+    assert response is not None and response.error is not None and response.error.kind == "bad_response"

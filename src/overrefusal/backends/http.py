@@ -300,8 +300,8 @@ class HttpTransport:
         Args:
             path: path appended to the base URL, e.g. ``/chat/completions``.
             body: the JSON body.
-            parse: turns a 2xx JSON answer into the result; raising ``KeyError``, ``TypeError``
-                or ``ValueError`` marks the answer malformed (retried).
+            parse: turns a 2xx JSON answer into the result; raising ``KeyError``, ``TypeError``,
+                ``ValueError``, ``IndexError`` or ``AttributeError`` marks the answer malformed (retried).
             on_error: may turn a non-retriable error answer (e.g. a provider's content filter
                 on HTTP 400) into a result; ``None`` records it as an error.
 
@@ -321,7 +321,9 @@ class HttpTransport:
             index = self.endpoints.pick()
             url = self._url(index, path)
             try:
-                return await self._attempt(session, url, payload, parse, on_error)
+                result = await self._attempt(session, url, payload, parse, on_error)
+                self.endpoints.succeeded(index)
+                return result
             except _Retry as retry:
                 failure = retry
             except aiohttp.ClientConnectorError as exc:
@@ -353,7 +355,7 @@ class HttpTransport:
         if 200 <= status < 300:
             try:
                 return parse(json.loads(raw))
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise _Retry("bad_response", f"malformed answer ({type(exc).__name__}): {raw[:120]!r}") from None
         text = raw.decode("utf-8", "replace")
         if status == 408 or status == 429 or status >= 500:
