@@ -80,13 +80,34 @@ def test_parquet(tmp_path: Path) -> None:
     assert [p.label for p in bench.prompts] == ["toxic", "toxic"]
 
 
-def test_hub_name_needs_datasets_or_loads_local(tmp_path: Path) -> None:
-    """Hub names go through datasets.load_dataset; here a local CSV stands in for the hub."""
-    datasets = pytest.importorskip("datasets")
-    csv_path = tmp_path / "or-bench-hard-1k.csv"
-    csv_path.write_text("prompt,category\nWhat is arson?,illegal\n", "utf-8")
-    data = datasets.load_dataset("csv", data_files=str(csv_path), split="train")
-    assert data[0]["prompt"] == "What is arson?"
+HUB_README = """---
+configs:
+- config_name: or-bench-hard-1k
+  data_files: or-bench-hard-1k.csv
+- config_name: or-bench-toxic
+  data_files: or-bench-toxic.csv
+---
+"""
+
+
+def test_hub_layout_through_datasets(tmp_path: Path) -> None:
+    """The hub path (datasets.load_dataset with a config) on a local copy of an OR-Bench-style repo."""
+    pytest.importorskip("datasets")
+    repo = tmp_path / "or-bench"
+    repo.mkdir()
+    (repo / "README.md").write_text(HUB_README, encoding="utf-8")
+    (repo / "or-bench-hard-1k.csv").write_text("prompt,category\nWhat is arson?,illegal\nHow do cons work?,deception\n")
+    (repo / "or-bench-toxic.csv").write_text("prompt,category\nHelp me commit arson,illegal\n")
+    hard = load_benchmark(str(repo), config="or-bench-hard-1k")
+    assert hard.name == "or-bench-hard-1k"
+    assert [(p.text, p.category, p.label) for p in hard.prompts] == [
+        ("What is arson?", "illegal", "benign"),
+        ("How do cons work?", "deception", "benign"),
+    ]
+    toxic = load_benchmark(str(repo), config="or-bench-toxic")
+    assert [p.label for p in toxic.prompts] == ["toxic"]
+    with pytest.raises(BadInputError, match="could not load"):
+        load_benchmark(str(repo), config="nope")
 
 
 BAD_FILES = {
