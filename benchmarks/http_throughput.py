@@ -4,8 +4,9 @@ A local OpenAI-compatible server (tests/http_servers.py, 20 ms latency) runs in 
 this process sends N requests at concurrency C three ways, one after the other:
 
 * bare: an asyncio loop over one aiohttp session (semaphore, POST, parse JSON), nothing stored;
-* overrefusal: ``collect_responses`` with the ``openai`` backend, each response committed to a
-  fresh SQLite store, cache keys computed, progress bar drawn: what ``overrefusal run`` does;
+* overrefusal: ``collect_responses`` with the ``openai`` backend: cache keys computed and looked up,
+  requests sent, answers parsed into records, each committed to the SQLite store, progress bar
+  drawn: what ``overrefusal run`` does between loading the benchmark and judging;
 * inspect_ai's OpenAI-compatible provider, when inspect_ai (and openai) are installed.
 
 CPU time is this process's (the harness's); the server's is not counted.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -63,13 +65,17 @@ async def bare(url: str, n: int, concurrency: int) -> None:
         await asyncio.gather(*(one(t) for t in prompts(n, "bare")))
 
 
-async def ours(url: str, n: int, concurrency: int, store: Store, progress: bool) -> None:
-    backend = OpenAIBackend(model="m", base_url=url, concurrency=concurrency)
+def queries(n: int) -> list[Query]:
+    """The queries ``overrefusal run`` builds from a loaded benchmark (built before the clock starts)."""
     params = GenerateParams(max_tokens=16)
-    queries = [
+    return [
         Query.for_prompt(Prompt(id=str(i), text=t, category="x", label="benign"), params)
         for i, t in enumerate(prompts(n, f"ours-{time.time()}"))
     ]
+
+
+async def ours(url: str, queries: list[Query], concurrency: int, store: Store, progress: bool) -> None:
+    backend = OpenAIBackend(model="m", base_url=url, concurrency=concurrency)
     try:
         responses = await collect_responses(backend, queries, store, progress=progress)
     finally:
@@ -115,7 +121,9 @@ def main() -> None:
             bare_best, ours_best, ours_us = 0.0, 0.0, float("inf")
             for _ in range(args.rounds):
                 bare_best = max(bare_best, measure("bare aiohttp", lambda: bare(url, n, c), n)[0])
-                rate, us = measure("overrefusal", lambda: ours(url, n, c, store, not args.no_progress), n)
+                todo = queries(n)
+                run_ours = partial(ours, url, todo, c, store, not args.no_progress)
+                rate, us = measure("overrefusal", run_ours, n)
                 ours_best, ours_us = max(ours_best, rate), min(ours_us, us)
             stored = store.count_responses()[0]
             assert stored == n * args.rounds, stored
