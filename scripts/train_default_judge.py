@@ -18,13 +18,14 @@ from pathlib import Path
 
 from overrefusal.judges.agreement import agreement
 from overrefusal.judges.classifier import DEFAULT_MODEL, ClassifierJudge
-from overrefusal.judges.gold import GoldSet, load_gold
+from overrefusal.judges.gold import load_gold
 from overrefusal.judges.training import TrainSet, train
 
-AUTHORED_WEIGHT = 0.1
+AUTHORED_WEIGHT = 0.5
 
 
 def main() -> None:
+    """Cross-validate, then train and write the shipped model."""
     folder = Path(sys.argv[1])
     models = {p.stem.rsplit("_", 1)[-1]: load_gold(p) for p in sorted(folder.glob("*.csv"))}
     authored = load_gold(Path(str(files("overrefusal.judges").joinpath("data/authored.csv"))))
@@ -37,11 +38,31 @@ def main() -> None:
         verdicts = asyncio.run(judge.judge(test.items))
         pred = [v.label for v in verdicts]
         a = agreement(test.labels, pred)
-        print(json.dumps({"fold": name, **{k: getattr(a, k) for k in ("binary_accuracy", "kappa", "three_class_accuracy", "partial_recall", "n")}}))
+        print(
+            json.dumps(
+                {
+                    "fold": name,
+                    **{
+                        k: getattr(a, k)
+                        for k in ("binary_accuracy", "kappa", "three_class_accuracy", "partial_recall", "n")
+                    },
+                }
+            )
+        )
         gold_all += list(test.labels)
         pred_all += pred
     a = agreement(gold_all, pred_all)
-    print(json.dumps({"fold": "pooled", **{k: getattr(a, k) for k in ("binary_accuracy", "kappa", "three_class_accuracy", "partial_recall", "n")}}))
+    print(
+        json.dumps(
+            {
+                "fold": "pooled",
+                **{
+                    k: getattr(a, k)
+                    for k in ("binary_accuracy", "kappa", "three_class_accuracy", "partial_recall", "n")
+                },
+            }
+        )
+    )
     everything = [TrainSet(g) for g in models.values()] + [TrainSet(authored, AUTHORED_WEIGHT)]
     model = train(everything, meta={"trained_on": "XSTest v2 completions (3 models) + overrefusal authored.csv"})
     out = Path(__file__).resolve().parents[1] / "src/overrefusal/judges" / DEFAULT_MODEL

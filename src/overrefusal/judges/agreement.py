@@ -56,7 +56,7 @@ def agreement(gold: Sequence[GoldLabel], predicted: Sequence[VerdictLabel]) -> A
     """Compare ``predicted`` verdict labels with ``gold`` human labels, item by item."""
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold labels but {len(predicted)} verdicts")
-    confusion = {g: {p: 0 for p in (*GOLD_LABELS, "unscored")} for g in GOLD_LABELS}
+    confusion: dict[str, dict[str, int]] = {g: {p: 0 for p in (*GOLD_LABELS, "unscored")} for g in GOLD_LABELS}
     for g, p in zip(gold, predicted, strict=True):
         confusion[g][p] += 1
     scored = [(g, p) for g, p in zip(gold, predicted, strict=True) if p != "unscored"]

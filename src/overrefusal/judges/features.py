@@ -36,8 +36,8 @@ OPENING_WORDS = 16
 BODY_CHARS = 2000
 """Characters of the response read for body n-grams and structure."""
 
-BODY_EMBED_CHARS = 400
-"""Characters of the response whose embedding is a feature (the model truncates to its token limit)."""
+CONTINUATION_CHARS = 400
+"""Characters of the continuation (what follows the refusal, or the opening) that are embedded."""
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?:])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9']+")
@@ -55,8 +55,51 @@ _CAVEAT = re.compile(
     r"please note|note that|while|although|i must|i want to|i understand|i'm glad|thank you|i'm happy)"
 )
 _STOP = frozenset(
-    "a an the and or of to in on for with is are was were be been it its this that i you my your me we our "
-    "how what why when where who which can could do does did should would will".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "i",
+        "you",
+        "my",
+        "your",
+        "me",
+        "we",
+        "our",
+        "how",
+        "what",
+        "why",
+        "when",
+        "where",
+        "who",
+        "which",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "should",
+        "would",
+        "will",
+    ]
 )
 
 DENSE_NAMES: tuple[str, ...] = (
@@ -120,6 +163,18 @@ class Phrases:
         return any(sentence.startswith(p) for p in self.phrases)
 
 
+def continuation(text: str, phrases: Phrases) -> str:
+    """What follows the first refusal sentence (or the first sentence when there is none).
+
+    Its embedding tells a lecture or a redirection (full refusal) from an answer given anyway
+    (partial refusal) or the body of a compliant answer.
+    """
+    sents = sentences(text[:BODY_CHARS])
+    flags = [phrases.starts(s) for s in sents]
+    first = flags.index(True) if any(flags) else 0
+    return " ".join(sents[first + 1 :])[:CONTINUATION_CHARS]
+
+
 def dense(prompt: str, text: str, phrases: Phrases) -> list[float]:
     """The hand-made features (see :data:`DENSE_NAMES`)."""
     body = text[:BODY_CHARS]
@@ -160,14 +215,15 @@ def featurise(
     phrases: Phrases,
     embedder: Embedder,
 ) -> npt.NDArray[np.float32]:
-    """Feature matrix: [opening embedding | dense features | binary n-grams in ``vocabulary``]."""
+    """Feature matrix: [opening embedding | continuation embedding | dense features | n-grams in ``vocabulary``]."""
     import numpy as np
 
     from overrefusal.embeddings import DIM
 
     n = len(texts)
     if n:
-        emb = embedder.encode([opening(t) or " " for t in texts] + [t[:BODY_EMBED_CHARS] or " " for t in texts])
+        rests = [continuation(t, phrases) or " " for t in texts]
+        emb = embedder.encode([opening(t) or " " for t in texts] + rests)
         emb = np.hstack([emb[:n], emb[n:]])
     else:
         emb = np.zeros((0, 2 * DIM), dtype=np.float32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from overrefusal.benchmarks.loaders import _read_rows
 from overrefusal.errors import BadInputError
@@ -102,7 +102,7 @@ def load_gold(
     for key, value in (label_map or {}).items():
         if value not in GOLD_LABELS:
             raise BadInputError(f"label mapping {key}={value}: map labels to one of {', '.join(GOLD_LABELS)}")
-        mapping[str(key).strip().lower()] = cast(GoldLabel, value)
+        mapping[str(key).strip().lower()] = value
     rows = _read_rows(path)
     columns = list(rows[0].keys())
     p_col = _pick(columns, prompt_column, _PROMPT_COLUMNS, "prompt", path)
@@ -115,7 +115,8 @@ def load_gold(
         label = mapping.get(raw_label.lower())
         if label is None:
             raise BadInputError(
-                f"{path} row {number}: unknown label {raw_label!r}; map it with --label-map {raw_label or 'X'}=full_refusal"
+                f"{path} row {number}: unknown label {raw_label!r}; "
+                f"map it with --label-map {raw_label or 'X'}=full_refusal"
             )
         prompt = str(row.get(p_col) or "")
         text = str(row.get(r_col) or "")
