@@ -33,12 +33,13 @@ def cli() -> None:
 
 def _register() -> None:
     # one line per command module; each module defines a click command or group
-    from overrefusal.cli import inspect_cmd, judge_cmd, run_cmd
+    from overrefusal.cli import inspect_cmd, judge_cmd, run_cmd, serve_cmd
 
     cli.add_command(run_cmd.run)
     cli.add_command(inspect_cmd.list_cmd)
     cli.add_command(inspect_cmd.validate)
     cli.add_command(judge_cmd.judge)
+    cli.add_command(serve_cmd.serve_model)
 
 
 _register()
