@@ -12,7 +12,7 @@ from rich.table import Table
 
 from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
 from overrefusal.cli.options import benchmark_options, column_map, parse_kv
-from overrefusal.judges import DEFAULT_JUDGE
+from overrefusal.judges import DEFAULT_JUDGE, judges
 from overrefusal.metrics import RateStat
 from overrefusal.records import GenerateParams
 from overrefusal.report.single import interval, pct
@@ -58,12 +58,12 @@ def run(**opts: Any) -> None:
         top_p=opts["top_p"],
         seed=opts["seed"],
     )
+    the_judge = judges.create(opts["judge"], **parse_kv(opts["judge_args"], "-J"))
     result = run_api(
         benchmark=opts["benchmark"],
         backend=backend,
         backend_args=backend_args,
-        judge=opts["judge"],
-        judge_args=parse_kv(opts["judge_args"], "-J"),
+        judge=the_judge,
         params=params,
         limit=opts["limit"],
         columns=column_map(opts),
@@ -75,6 +75,9 @@ def run(**opts: Any) -> None:
         click.echo(result.summary.model_dump_json(indent=2))
     else:
         print_table(result)
+    stages = the_judge.stage_counts() if hasattr(the_judge, "stage_counts") else None
+    if stages:
+        click.echo("judge stages: " + ", ".join(f"{k} {v}" for k, v in stages.items()), err=True)
 
 
 def _cell(st: RateStat) -> tuple[str, str]:

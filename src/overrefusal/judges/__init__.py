@@ -7,8 +7,12 @@ from overrefusal.registry import Registry
 
 judges: Registry[Judge] = Registry("judge")
 judges.add("keywords", "overrefusal.judges.keywords:KeywordJudge")
+judges.add("classifier", "overrefusal.judges.classifier:ClassifierJudge")
+judges.add("llm", "overrefusal.judges.llm:LLMJudge")
+judges.add("vote", "overrefusal.judges.ensemble:VoteJudge")
+judges.add("cascade", "overrefusal.judges.ensemble:CascadeJudge")
 
-DEFAULT_JUDGE = "keywords"
+DEFAULT_JUDGE = "classifier"
 """The judge ``run`` uses when none is given."""
 
 __all__ = ["DEFAULT_JUDGE", "Judge", "JudgeItem", "judges"]
