@@ -91,10 +91,4 @@ class AnthropicBackend(HttpBackend):
         result = await self.transport.post("/v1/messages", self.request_body(query), parse)
         if isinstance(result, Response):
             return result
-        return Response(
-            key=key,
-            prompt_id=query.prompt_id,
-            model=self._model,
-            latency_s=time.perf_counter() - start,
-            error=result,
-        )
+        return self.failed(query, key, result, time.perf_counter() - start)

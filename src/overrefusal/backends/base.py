@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from overrefusal.records import Query, Response
+from overrefusal.records import Query, Response, ResponseError
 
 
 class Backend(ABC):
@@ -40,6 +40,10 @@ class Backend(ABC):
     def concurrency(self) -> int:
         """How many requests may be in flight at once."""
         return 1
+
+    def failed(self, query: Query, key: str, error: ResponseError, latency_s: float = 0.0) -> Response:
+        """The response recording that ``query`` finally failed with ``error``."""
+        return Response(key=key, prompt_id=query.prompt_id, model=self.model, latency_s=latency_s, error=error)
 
     @abstractmethod
     async def generate(self, query: Query, key: str) -> Response:

@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 from overrefusal.backends import model_files
 from overrefusal.backends.base import Backend
+from overrefusal.backends.chat_format import chat_completion_response
 from overrefusal.errors import MissingDependencyError, RunError
-from overrefusal.records import Query, Response, ResponseError, Usage
+from overrefusal.records import Query, Response, ResponseError
 
 
 def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> None:
@@ -136,37 +137,13 @@ class EmbeddedBackend(Backend):
         except RunError:
             raise
         except Exception as exc:  # one bad request must not stop the run
-            return Response(
-                key=key,
-                prompt_id=query.prompt_id,
-                model=self.model,
-                latency_s=time.perf_counter() - start,
-                error=ResponseError(kind="backend", message=str(exc)[:500]),
-            )
+            error = ResponseError(kind="backend", message=str(exc)[:500])
+            return self.failed(query, key, error, time.perf_counter() - start)
         latency = time.perf_counter() - start
         if "error" in result or not result.get("choices"):
-            message = str(result.get("error", "no choices in result"))[:500]
-            return Response(
-                key=key,
-                prompt_id=query.prompt_id,
-                model=self.model,
-                latency_s=latency,
-                error=ResponseError(kind="backend", message=message),
-            )
-        choice = result["choices"][0]
-        usage = result.get("usage") or {}
-        return Response(
-            key=key,
-            prompt_id=query.prompt_id,
-            model=self.model,
-            text=(choice.get("message") or {}).get("content") or "",
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage(
-                prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                completion_tokens=int(usage.get("completion_tokens", 0)),
-            ),
-            latency_s=latency,
-        )
+            error = ResponseError(kind="backend", message=str(result.get("error", "no choices in result"))[:500])
+            return self.failed(query, key, error, latency)
+        return chat_completion_response(result, key=key, prompt_id=query.prompt_id, model=self.model, latency_s=latency)
 
     async def generate(self, query: Query, key: str) -> Response:
         """Answer one query in a worker thread so the event loop stays responsive."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from overrefusal.backends.chat_format import chat_completion_response
 from overrefusal.backends.http import Failure, HttpBackend
-from overrefusal.records import Query, Response, Usage
+from overrefusal.records import Query, Response
 
 
 class OpenAIBackend(HttpBackend):
@@ -55,19 +56,8 @@ class OpenAIBackend(HttpBackend):
         start = time.perf_counter()
 
         def parse(data: Any) -> Response:
-            choice = data["choices"][0]
-            usage = data.get("usage") or {}
-            return Response(
-                key=key,
-                prompt_id=query.prompt_id,
-                model=self._model,
-                text=(choice.get("message") or {}).get("content") or "",
-                finish_reason=choice.get("finish_reason"),
-                usage=Usage(
-                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                    completion_tokens=int(usage.get("completion_tokens") or 0),
-                ),
-                latency_s=time.perf_counter() - start,
+            return chat_completion_response(
+                data, key=key, prompt_id=query.prompt_id, model=self._model, latency_s=time.perf_counter() - start
             )
 
         def on_error(failure: Failure) -> Response | None:
@@ -86,10 +76,4 @@ class OpenAIBackend(HttpBackend):
         result = await self.transport.post("/chat/completions", self.request_body(query), parse, on_error)
         if isinstance(result, Response):
             return result
-        return Response(
-            key=key,
-            prompt_id=query.prompt_id,
-            model=self._model,
-            latency_s=time.perf_counter() - start,
-            error=result,
-        )
+        return self.failed(query, key, result, time.perf_counter() - start)
