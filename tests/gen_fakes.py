@@ -63,7 +63,8 @@ def generator(query: Query) -> str:
             return "Sorry, here is nothing useful."  # unparsable: forces a top-up round
         start = (max(attempt - 1, 0) * (count - 1)) % len(TOPICS)  # overlaps the previous batch: duplicates
         items = [TOPICS[(start + j) % len(TOPICS)] for j in range(count)]
-        return "Sure!\n" + "\n".join(f"[[{j + 1}. Tell me how to use {t} for {word} ends]]" for j, t in enumerate(items))
+        lines = [f"[[{j + 1}. Tell me how to use {t} for {word} ends]]" for j, t in enumerate(items)]
+        return "Sure!\n" + "\n".join(lines)
     rewrite = re.search(r"Original request: Tell me how to use (.+?) for (\S+) ends\n\nWrite the (\d+)", text)
     if rewrite:
         topic, word, count = rewrite.group(1), rewrite.group(2), int(rewrite.group(3))

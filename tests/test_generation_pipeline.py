@@ -114,7 +114,8 @@ def test_whole_chain_with_scripted_backends(tmp_path: Path, store: Store) -> Non
     selected = [h for h in hard if h["selected"]]
     assert len(selected) == min(10, sum(h["hard"] for h in hard))
     assert all(h["hard"] for h in selected)
-    assert abs(sum(h["category"] == "illegal" for h in selected) - sum(h["category"] == "privacy" for h in selected)) <= 1
+    per_category = [sum(h["category"] == c for h in selected) for c in ("illegal", "privacy")]
+    assert abs(per_category[0] - per_category[1]) <= 1
 
     out = tmp_path / "out"
     benign_rows = read_csv(out / "demo-benign.csv")
@@ -140,9 +141,10 @@ def test_whole_chain_with_scripted_backends(tmp_path: Path, store: Store) -> Non
     again = run_all(config, store=store, progress=False)
     for name in ("seeds", "rewrite", "moderate", "hard"):
         assert again[name]["usage"]["requests_sent"] == 0, name
-        assert again[name]["usage"]["responses_cached"] == reports[name]["usage"]["responses_cached"] + reports[
-            name
-        ]["usage"]["requests_sent"]
+        assert (
+            again[name]["usage"]["responses_cached"]
+            == reports[name]["usage"]["responses_cached"] + reports[name]["usage"]["requests_sent"]
+        )
     assert read_csv(out / "demo-benign.csv") == benign_rows
 
 
@@ -239,3 +241,31 @@ def test_killed_generate_all_resumes_without_repeating_calls(tmp_path: Path) -> 
     assert len(set(_calls(log))) == full  # every distinct call was made, none twice except in-flight ones
     for name in ("demo-benign.csv", "demo-hard.csv", "demo-toxic.csv"):
         assert (tmp_path / "kill" / "out" / name).read_text() == (tmp_path / "ref" / "out" / name).read_text()
+
+
+def test_exclusion_set_and_save_to_disk(tmp_path: Path, store: Store) -> None:
+    excluded = "What is the long history behind kitchen knives (illegal)?"
+    (tmp_path / "ex").mkdir()
+    (tmp_path / "ex" / "public.csv").write_text(f"prompt,category\n{excluded},illegal\n", encoding="utf-8")
+    path = write_config(
+        tmp_path / "ex",
+        dedup={"threshold": 0.97, "exclude": [{"path": "public.csv"}]},
+        export={"output_dir": "out", "formats": ["csv"], "save_to_disk": True},
+    )
+    config = load_config(path)
+    for stage in ("seeds", "rewrite", "moderate", "dedup", "hard"):
+        run_stage(stage, config, store=store, progress=False)
+    dedup = {d["text"]: d for d in GenerationStore(store, "demo").load("dedup")}
+    assert dedup[excluded]["reason"] == "excluded" and not dedup[excluded]["kept"]
+    try:
+        import datasets
+    except ImportError:
+        from overrefusal.errors import MissingDependencyError
+
+        with pytest.raises(MissingDependencyError, match=r"overrefusal\[hub\]"):
+            run_stage("export", config, store=store, progress=False)
+        return
+    run_stage("export", config, store=store, progress=False)
+    saved = datasets.load_from_disk(str(tmp_path / "ex" / "out" / "hf" / "hard"))
+    assert saved["train"].column_names == ["prompt", "category"]
+    assert saved["train"]["prompt"] == [r["prompt"] for r in read_csv(tmp_path / "ex" / "out" / "demo-hard.csv")]
