@@ -17,17 +17,33 @@ from typing import Any
 import numpy as np
 
 from overrefusal.benchmarks import ColumnMap, load_benchmark
-from overrefusal.embeddings import MODEL_ID, Embedder
+from overrefusal.embeddings import DIM, MODEL_ID, Embedder
 from overrefusal.generation import diversity
 from overrefusal.generation.common import Stage
 from overrefusal.generation.moderate import KIND as MODERATION_KIND
 from overrefusal.generation.neardup import Matrix, near_duplicates, nearest
 from overrefusal.generation.parsing import normalise
+from overrefusal.progress import Bar
 
 KIND = "dedup"
 POOLS = ("benign", "toxic")
 EMBED_BATCH = 256
 """Texts per ONNX call: larger batches of length-sorted short prompts embed faster on CPU."""
+
+
+ENCODE_CHUNK = 4096
+
+
+def encode(embedder: Embedder, texts: list[str], description: str, progress: bool) -> Matrix:
+    """Embed ``texts`` in chunks, advancing a progress bar per text."""
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
+    with Bar(description, len(texts), enabled=progress) as bar:
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            chunk = texts[start : start + ENCODE_CHUNK]
+            out[start : start + len(chunk)] = embedder.encode(chunk)
+            for _ in chunk:
+                bar.advance()
+    return out
 
 
 def dedup_texts(
@@ -36,6 +52,8 @@ def dedup_texts(
     embedder: Embedder,
     exclude: list[str] | None = None,
     block_size: int = 1024,
+    progress: bool = False,
+    exclude_embeddings: Matrix | None = None,
 ) -> tuple[list[dict[str, Any]], Matrix]:
     """Decide, for each text in order, kept or dropped (and why); also return the embeddings of kept texts.
 
@@ -54,10 +72,10 @@ def dedup_texts(
         else:
             first[key] = i
             unique.append(i)
-    emb = embedder.encode([texts[i] for i in unique]) if unique else np.zeros((0, 384), dtype=np.float32)
+    emb = encode(embedder, [texts[i] for i in unique], "embedding prompts", progress)
     survivors = list(range(len(unique)))
     if exclude and unique:
-        ref = embedder.encode(exclude)
+        ref = exclude_embeddings if exclude_embeddings is not None else encode(embedder, exclude, "embedding", progress)
         best, where = nearest(emb, ref, block_size)
         survivors = []
         for j, i in enumerate(unique):
@@ -94,12 +112,16 @@ def run_dedup(stage: Stage) -> dict[str, Any]:
     rows = [r for r in stage.records.load(MODERATION_KIND) if r["final"] in POOLS]
     exclude = _exclusion_texts(stage)
     embedder = Embedder(batch_size=EMBED_BATCH)
+    exclude_emb = encode(embedder, exclude, "embedding the exclusion set", stage.progress) if exclude else None
     records: list[dict[str, Any]] = []
     reasons: dict[str, Counter[str]] = {}
     report: dict[str, dict[str, Any]] = {}
     for pool in POOLS:
         items = [r for r in rows if r["final"] == pool]
-        decisions, kept_emb = dedup_texts([r["text"] for r in items], cfg.threshold, embedder, exclude, cfg.block_size)
+        texts = [r["text"] for r in items]
+        decisions, kept_emb = dedup_texts(
+            texts, cfg.threshold, embedder, exclude, cfg.block_size, stage.progress, exclude_embeddings=exclude_emb
+        )
         kept_rows = [r for r, d in zip(items, decisions, strict=True) if d["kept"]]
         for r, d in zip(items, decisions, strict=True):
             duplicate = d["duplicate_of"]
