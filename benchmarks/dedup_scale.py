@@ -76,7 +76,9 @@ def main() -> None:
 
     texts, planted = synthetic(args.n, args.share)
     started = time.perf_counter()
-    decisions, _ = dedup_texts(texts, args.threshold, Embedder(threads=args.threads, batch_size=args.batch_size))
+    timings: dict[str, float] = {}
+    embedder = Embedder(threads=args.threads, batch_size=args.batch_size)
+    decisions, _ = dedup_texts(texts, args.threshold, embedder, timings=timings)
     seconds = time.perf_counter() - started
     dropped = {i for i, d in enumerate(decisions) if not d["kept"]}
     found = len(dropped & planted.keys())
@@ -90,7 +92,11 @@ def main() -> None:
         f"prompts={len(texts)} planted_near_duplicates={len(planted)} found={found} "
         f"recall={found / max(1, len(planted)):.4f} other_dropped={extra} decisions={reasons}"
     )
-    print(f"rate={len(texts) / seconds:.0f} prompts/s threshold={args.threshold} threads={args.threads}")
+    print(
+        f"rate={len(texts) / seconds:.0f} prompts/s "
+        f"embed_s={timings['embed_s']:.1f} search_s={timings['search_s']:.1f} "
+        f"threshold={args.threshold} threads={args.threads} load_avg_1m={os.getloadavg()[0]:.2f}"
+    )
     print(f"seconds={seconds:.1f} peak_gb={peak_gb:.2f}")
 
 

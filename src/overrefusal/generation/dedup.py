@@ -11,6 +11,7 @@ Embeddings are all-MiniLM-L6-v2 (:class:`overrefusal.embeddings.Embedder`). No m
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -54,12 +55,15 @@ def dedup_texts(
     block_size: int = 1024,
     progress: bool = False,
     exclude_embeddings: Matrix | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[dict[str, Any]], Matrix]:
     """Decide, for each text in order, kept or dropped (and why); also return the embeddings of kept texts.
 
     Each decision is ``{"kept": bool, "reason": None|"exact"|"excluded"|"near", "duplicate_of": index or
-    exclusion text, "similarity": float}``.
+    exclusion text, "similarity": float}``. ``timings`` (when given) receives the seconds spent embedding
+    and searching.
     """
+    clock = time.perf_counter()
     decisions: list[dict[str, Any]] = [
         {"kept": True, "reason": None, "duplicate_of": None, "similarity": None} for _ in texts
     ]
@@ -73,6 +77,7 @@ def dedup_texts(
             first[key] = i
             unique.append(i)
     emb = encode(embedder, [texts[i] for i in unique], "embedding prompts", progress)
+    embedded = time.perf_counter()
     survivors = list(range(len(unique)))
     if exclude and unique:
         ref = exclude_embeddings if exclude_embeddings is not None else encode(embedder, exclude, "embedding", progress)
@@ -95,6 +100,9 @@ def dedup_texts(
                 duplicate_of=unique[survivors[int(found.duplicate_of[local])]],
                 similarity=float(found.similarity[local]),
             )
+    if timings is not None:
+        timings["embed_s"] = timings.get("embed_s", 0.0) + embedded - clock
+        timings["search_s"] = timings.get("search_s", 0.0) + time.perf_counter() - embedded
     return decisions, kept_emb[found.keep]
 
 
