@@ -18,7 +18,7 @@ $(VENV)/.setup: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.setup
-	$(PIP) install -q -e '.[embedded,classifier,dev]'
+	$(PIP) install -q -e '.[embedded,classifier,report,dev]'
 	touch $@
 
 setup: $(VENV)/.setup

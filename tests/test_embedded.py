@@ -104,3 +104,16 @@ def test_corrupt_assembly_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RunError, match="sha256"):
         model_files.model_path(bad)
     assert not list(Path(model_files.paths.models_dir()).glob("x.gguf*"))
+
+
+def test_cpu_without_avx2_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from overrefusal.backends import embedded
+
+    monkeypatch.setattr(embedded.platform, "machine", lambda: "x86_64")
+    old = tmp_path / "cpuinfo"
+    old.write_text("processor : 0\nflags : fpu sse sse2 avx\n")
+    with pytest.raises(RunError, match="lacks AVX2"):
+        embedded.check_cpu(old)
+    new = tmp_path / "cpuinfo2"
+    new.write_text("processor : 0\nflags : fpu sse sse2 avx avx2 fma\n")
+    embedded.check_cpu(new)

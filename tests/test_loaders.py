@@ -80,13 +80,34 @@ def test_parquet(tmp_path: Path) -> None:
     assert [p.label for p in bench.prompts] == ["toxic", "toxic"]
 
 
-def test_hub_name_needs_datasets_or_loads_local(tmp_path: Path) -> None:
-    """Hub names go through datasets.load_dataset; here a local CSV stands in for the hub."""
-    datasets = pytest.importorskip("datasets")
-    csv_path = tmp_path / "or-bench-hard-1k.csv"
-    csv_path.write_text("prompt,category\nWhat is arson?,illegal\n", "utf-8")
-    data = datasets.load_dataset("csv", data_files=str(csv_path), split="train")
-    assert data[0]["prompt"] == "What is arson?"
+HUB_README = """---
+configs:
+- config_name: or-bench-hard-1k
+  data_files: or-bench-hard-1k.csv
+- config_name: or-bench-toxic
+  data_files: or-bench-toxic.csv
+---
+"""
+
+
+def test_hub_layout_through_datasets(tmp_path: Path) -> None:
+    """The hub path (datasets.load_dataset with a config) on a local copy of an OR-Bench-style repo."""
+    pytest.importorskip("datasets")
+    repo = tmp_path / "or-bench"
+    repo.mkdir()
+    (repo / "README.md").write_text(HUB_README, encoding="utf-8")
+    (repo / "or-bench-hard-1k.csv").write_text("prompt,category\nWhat is arson?,illegal\nHow do cons work?,deception\n")
+    (repo / "or-bench-toxic.csv").write_text("prompt,category\nHelp me commit arson,illegal\n")
+    hard = load_benchmark(str(repo), config="or-bench-hard-1k")
+    assert hard.name == "or-bench-hard-1k"
+    assert [(p.text, p.category, p.label) for p in hard.prompts] == [
+        ("What is arson?", "illegal", "benign"),
+        ("How do cons work?", "deception", "benign"),
+    ]
+    toxic = load_benchmark(str(repo), config="or-bench-toxic")
+    assert [p.label for p in toxic.prompts] == ["toxic"]
+    with pytest.raises(BadInputError, match="could not load"):
+        load_benchmark(str(repo), config="nope")
 
 
 BAD_FILES = {
@@ -100,6 +121,21 @@ BAD_FILES = {
     "huge.csv": (b"prompt,category,label\n" + b"a" * (MAX_PROMPT_CHARS + 1) + b",c,benign\n", "characters (limit"),
     "broken.jsonl": (b'{"prompt": "a", "label": "benign"}\n{"prompt": \n', "line 2 is not valid JSON"),
     "wrong.xlsx": (b"PK\x03\x04", "unsupported file type"),
+    # OR-Bench layout (label from the file name)
+    "or-bench-hard-1k.csv": (b"body,category\nhi,c\n", "no 'prompt' column"),
+    "or-bench-toxic.csv": (b"prompt,category\n,c\n", "row 2 has an empty prompt"),
+    "or-bench-80k.csv": (b"prompt,category\n\xff\xfe,c\n", "not valid UTF-8"),
+    "or-bench-hard-1k-empty.csv": (b"\n\n", "is empty"),
+    # XSTest layout (safe/unsafe labels, type as category)
+    "xstest_unknown_label.csv": (b"id,prompt,type,label\n1,hi,homonyms,dangerous\n", "unknown label 'dangerous'"),
+    "xstest_missing_prompt.csv": (b"id,type,label\n1,homonyms,safe\n", "no 'prompt' column"),
+    "xstest_empty_prompt.csv": (b'id,prompt,type,label\n1,"  ",homonyms,safe\n', "row 2 has an empty prompt"),
+    # JSONL
+    "missing.jsonl": (b'{"text_x": "a", "label": "benign"}\n', "no 'prompt' column"),
+    "empty_prompt.jsonl": (b'{"prompt": "", "label": "benign"}\n', "row 1 has an empty prompt"),
+    "unknown.jsonl": (b'{"prompt": "a", "label": "spicy"}\n', "unknown label 'spicy'"),
+    "bad_bytes.jsonl": (b'{"prompt": "\xc3\x28", "label": "benign"}\n', "not valid UTF-8"),
+    "empty.jsonl": (b"  \n", "is empty"),
 }
 
 
@@ -115,6 +151,23 @@ def test_bad_files_one_line_error_exit_2(tmp_path: Path, name: str) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [({"prompt": ["a"], "category": ["c"]}, "no 'label' column"), ({"q": ["a"], "label": ["safe"]}, "no 'prompt'")],
+)
+def test_bad_parquet(tmp_path: Path, columns: dict[str, list[str]], message: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "set.parquet"
+    pq.write_table(pa.table(columns), path)
+    with pytest.raises(BadInputError, match=message):
+        load_benchmark(str(path))
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(BadInputError, match="not a readable parquet"):
+        load_benchmark(str(tmp_path / "junk.parquet"))
 
 
 def test_missing_benchmark(tmp_path: Path) -> None:

@@ -157,3 +157,13 @@ def test_report_escapes_model_text(tmp_path: Path, store: Store) -> None:
     html = (result.run_dir / "report.html").read_text()
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_unknown_backend_or_judge_argument_is_bad_usage() -> None:
+    result = CliRunner().invoke(cli, ["run", "--backend", "fake", "-B", "colour=blue", "-n", "2"])
+    assert result.exit_code == 2
+    assert "backend 'fake' cannot take these arguments" in result.output and "delay_s" in result.output
+    result = CliRunner().invoke(
+        cli, ["run", "--backend", "fake", "--judge", "keywords", "-J", "colour=blue", "-n", "2"]
+    )
+    assert result.exit_code == 2 and "judge 'keywords' cannot take" in result.output

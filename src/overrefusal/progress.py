@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 
 from rich.console import Console
@@ -27,6 +28,7 @@ class Bar:
         self.done = 0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._shown = 0.0
         if enabled and total > 0:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -54,9 +56,11 @@ class Bar:
             self.errors += 1
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
-            task = self._progress.tasks[0]
-            speed = task.speed
-            self._progress.update(self._task, rate=f"{speed:.1f}" if speed else "-", errors=self.errors)
+            now = time.monotonic()
+            if now - self._shown >= 0.2 or self.done == self.total:  # the rate costs O(samples): not per item
+                self._shown = now
+                speed = self._progress.tasks[0].speed
+                self._progress.update(self._task, rate=f"{speed:.1f}" if speed else "-", errors=self.errors)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -8,6 +8,7 @@ group (the entry point's object is imported, and its import registers its plugin
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -66,8 +67,27 @@ class Registry(Generic[T]):
         return target
 
     def create(self, name: str, **kwargs: object) -> T:
-        """Build the object registered under ``name`` with ``kwargs``."""
-        return self.factory(name)(**kwargs)
+        """Build the object registered under ``name`` with ``kwargs``.
+
+        Arguments the factory does not take are a usage error, reported before anything is built.
+        """
+        factory = self.factory(name)
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):  # builtins without a signature: let the call decide
+            return factory(**kwargs)
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            accepted = [
+                p.name
+                for p in signature.parameters.values()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+            ]
+            raise BadInputError(
+                f"{self.kind} {name!r} cannot take these arguments ({exc}): it takes {', '.join(accepted) or 'none'}"
+            ) from None
+        return factory(**kwargs)
 
     @contextmanager
     def temporarily(self, name: str, target: Callable[..., T]) -> Iterator[None]:

@@ -19,7 +19,7 @@ from overrefusal.metrics import Outcome, compute
 from overrefusal.progress import Bar
 from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
 from overrefusal.rundir import write_run_dir
-from overrefusal.store import Store
+from overrefusal.store import ResponseCommitter, Store
 from overrefusal.summary import RunInfo, Summary
 
 PROVIDER_JUDGE = "provider"
@@ -44,7 +44,7 @@ async def collect_responses(
     progress: bool = True,
     on_response: Callable[[Response], None] | None = None,
 ) -> list[Response]:
-    """Answer ``queries``, reusing stored responses and committing each new one on arrival.
+    """Answer ``queries``, reusing stored responses and committing each new one on arrival (within ms).
 
     Only queries without a stored successful response are sent. Duplicate queries in the
     input are sent once.
@@ -56,12 +56,13 @@ async def collect_responses(
         if key not in found and key not in pending:
             pending[key] = query
     semaphore = asyncio.Semaphore(max(1, backend.concurrency))
+    committer = ResponseCommitter(store)
     with Bar(f"{backend.model} answering", len(pending), enabled=progress) as bar:
 
         async def one(key: str, query: Query) -> None:
             async with semaphore:
                 response = await backend.generate(query, key)
-            store.put_response(response)
+            committer.add(response)
             found[key] = response
             bar.advance(error=not response.ok)
             if on_response is not None:
@@ -73,6 +74,7 @@ async def collect_responses(
         finally:
             for task in tasks:
                 task.cancel()
+            committer.flush()
     return [found[k] for k in keys]
 
 

@@ -8,5 +8,7 @@ from overrefusal.registry import Registry
 backends: Registry[Backend] = Registry("backend")
 backends.add("embedded", "overrefusal.backends.embedded:EmbeddedBackend")
 backends.add("fake", "overrefusal.backends.fake:FakeBackend")
+backends.add("openai", "overrefusal.backends.openai_compat:OpenAIBackend")
+backends.add("anthropic", "overrefusal.backends.anthropic:AnthropicBackend")
 
 __all__ = ["Backend", "backends"]

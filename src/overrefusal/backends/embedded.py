@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,20 @@ from overrefusal.errors import MissingDependencyError, RunError
 from overrefusal.records import Query, Response, ResponseError, Usage
 
 
+def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> None:
+    """Refuse early on x86-64 CPUs without AVX2: the prebuilt llama.cpp would die with SIGILL."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.exists():
+        return
+    flags = next((line for line in cpuinfo.read_text(errors="replace").splitlines() if line.startswith("flags")), "")
+    if flags and "avx2" not in flags.split():
+        raise RunError(
+            "this CPU lacks AVX2, which the prebuilt llama.cpp in xllamacpp needs: "
+            "serve the model elsewhere and use an HTTP backend (--backend openai)"
+        )
+
+
 def _import_xllamacpp() -> Any:
+    check_cpu()
     try:
         import xllamacpp
     except ImportError as exc:

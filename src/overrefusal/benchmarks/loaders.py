@@ -115,8 +115,9 @@ def load_benchmark(
     """Load a benchmark by name, file path or hub dataset name.
 
     Args:
-        source: ``starter``, a path to a .csv / .jsonl / .json / .parquet file, or a
-            Hugging Face dataset name such as ``bench-llm/or-bench`` (needs ``config``).
+        source: ``starter``, a path to a .csv / .jsonl / .json / .parquet file, a
+            Hugging Face dataset name such as ``bench-llm/or-bench`` (needs ``config``),
+            or a local folder holding a copy of such a dataset.
         columns: column mapping for files in other layouts.
         config: hub dataset configuration (e.g. ``or-bench-hard-1k``).
         split: hub dataset split.
@@ -127,7 +128,8 @@ def load_benchmark(
     path = Path(source).expanduser()
     if path.exists():
         if path.is_dir():
-            raise BadInputError(f"{path} is a folder: give a .csv, .jsonl or .parquet file")
+            # a local copy of a hub dataset repository (README with configs + data files)
+            return _load_hub(str(path), columns, config=config, split=split)
         rows = _read_rows(path)
         return Benchmark(path.stem, _to_prompts(rows, path.stem, columns, source=path.name))
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not path.suffix:
@@ -216,7 +218,10 @@ def _load_hub(name: str, columns: ColumnMap, *, config: str | None, split: str) 
     try:
         data = datasets.load_dataset(name, config, split=split)
     except Exception as exc:
-        raise BadInputError(f"could not load {name} (config {config}, split {split}): {exc}") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInputError(
+            f"could not load {name} (config {config}, split {split}): {detail}; check the name and --hub-config"
+        ) from None
     rows = [dict(r) for r in data]
     layout_name = config or name.rsplit("/", 1)[-1]
     return Benchmark(layout_name, _to_prompts(rows, layout_name, columns, source=f"{name}:{config or ''}"))

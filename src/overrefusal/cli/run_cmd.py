@@ -10,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
 from overrefusal.cli.options import benchmark_options, column_map, parse_kv
 from overrefusal.judges import DEFAULT_JUDGE
 from overrefusal.metrics import RateStat
@@ -22,7 +23,13 @@ from overrefusal.runner import run as run_api
 @click.command()
 @benchmark_options
 @click.option("--backend", default="embedded", show_default=True, help="Backend name (see `overrefusal list`).")
-@click.option("--model", "-m", default=None, help="Model for the backend (embedded: qwen, smollm2 or a .gguf path).")
+@click.option(
+    "--model",
+    "-m",
+    default=None,
+    help="Model for the backend (embedded: qwen, smollm2 or a .gguf path), or a models-file entry.",
+)
+@endpoint_options
 @click.option("-B", "backend_args", multiple=True, metavar="KEY=VALUE", help="Extra backend argument (repeatable).")
 @click.option("--judge", "-j", default=DEFAULT_JUDGE, show_default=True, help="Judge name (see `overrefusal list`).")
 @click.option("-J", "judge_args", multiple=True, metavar="KEY=VALUE", help="Extra judge argument (repeatable).")
@@ -42,6 +49,8 @@ def run(**opts: Any) -> None:
     backend_args = parse_kv(opts["backend_args"], "-B")
     if opts["model"]:
         backend_args["model"] = opts["model"]
+    backend, backend_args, entry_params = resolve_backend(click.get_current_context(), opts, backend_args)
+    opts.update(entry_params)
     params = GenerateParams(
         system_prompt=opts["system_prompt"],
         temperature=opts["temperature"],
@@ -51,7 +60,7 @@ def run(**opts: Any) -> None:
     )
     result = run_api(
         benchmark=opts["benchmark"],
-        backend=opts["backend"],
+        backend=backend,
         backend_args=backend_args,
         judge=opts["judge"],
         judge_args=parse_kv(opts["judge_args"], "-J"),

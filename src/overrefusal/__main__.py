@@ -1,0 +1,5 @@
+"""``python -m overrefusal``."""
+
+from overrefusal.cli import main
+
+main()

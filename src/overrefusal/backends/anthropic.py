@@ -1,0 +1,100 @@
+"""The ``anthropic`` backend: Anthropic's Messages API (``POST <base_url>/v1/messages``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from overrefusal.backends.http import HttpBackend
+from overrefusal.records import Query, Response, Usage
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+    "tool_use": "tool_calls",
+}
+"""Anthropic stop reasons in OpenAI's terms; ``refusal`` (the provider's safety stop) is a content filter."""
+
+
+class AnthropicBackend(HttpBackend):
+    """Claude models through the Messages API.
+
+    Args:
+        model: the model name, e.g. ``claude-sonnet-4-5``.
+        base_url: one or several base URLs (default ``https://api.anthropic.com``).
+        api_key_env: name of the environment variable holding the key (default ``ANTHROPIC_API_KEY``,
+            used only for the default URL).
+        concurrency: requests in flight at once.
+        rpm: optional requests-per-minute limit.
+        timeout_s: time limit of one attempt.
+        max_retries: retries before a request is recorded as an error.
+        backoff_s: first retry delay; it doubles on each retry, with jitter, and ``Retry-After`` is honoured.
+        extra_body: more JSON fields for every request; part of the cache key.
+    """
+
+    name: ClassVar[str] = "anthropic"
+    default_max_tokens: ClassVar[int] = 512
+    default_base_url: ClassVar[str] = "https://api.anthropic.com"
+    default_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """``x-api-key`` plus the API version header."""
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if key:
+            headers["x-api-key"] = key
+        return headers
+
+    def request_body(self, query: Query) -> dict[str, Any]:
+        """The Messages API body: the system prompt goes in its own field; no seed parameter exists."""
+        params = query.params
+        body: dict[str, Any] = {
+            "model": self._model,
+            "max_tokens": params.max_tokens or self.default_max_tokens,
+            "messages": [{"role": m.role, "content": m.content} for m in query.messages if m.role != "system"],
+            "temperature": params.temperature,
+        }
+        system = "\n\n".join(m.content for m in query.messages if m.role == "system")
+        if system:
+            body["system"] = system
+        if params.top_p is not None:
+            body["top_p"] = params.top_p
+        body.update(self._extra)
+        return body
+
+    async def generate(self, query: Query, key: str) -> Response:
+        """Send ``query``; a request that finally fails returns a response with ``error`` set."""
+        start = time.perf_counter()
+
+        def parse(data: Any) -> Response:
+            if data.get("type") == "error":
+                raise ValueError("error object in a 2xx answer")
+            text = "".join(block.get("text", "") for block in data["content"] if block.get("type") == "text")
+            reason = data.get("stop_reason")
+            usage = data.get("usage") or {}
+            return Response(
+                key=key,
+                prompt_id=query.prompt_id,
+                model=self._model,
+                text=text,
+                finish_reason=_STOP_REASONS.get(reason, reason) if reason else None,
+                usage=Usage(
+                    prompt_tokens=int(usage.get("input_tokens") or 0),
+                    completion_tokens=int(usage.get("output_tokens") or 0),
+                ),
+                latency_s=time.perf_counter() - start,
+            )
+
+        result = await self.transport.post("/v1/messages", self.request_body(query), parse)
+        if isinstance(result, Response):
+            return result
+        return Response(
+            key=key,
+            prompt_id=query.prompt_id,
+            model=self._model,
+            latency_s=time.perf_counter() - start,
+            error=result,
+        )

@@ -1,0 +1,476 @@
+"""Shared HTTP machinery for API backends: endpoints, rate limit, retries with backoff, API keys.
+
+One :class:`HttpTransport` per backend holds an aiohttp connection pool, spreads requests over
+one or more base URLs (an endpoint that refuses connections is skipped for a while), spaces
+requests to an optional requests-per-minute limit, and retries 408 / 429 / 5xx answers,
+timeouts, connection errors and malformed bodies with jittered exponential backoff that
+honours ``Retry-After``. A request that still fails becomes a :class:`ResponseError`; only a
+rejected API key (HTTP 401) stops the run, since every other request would fail the same way.
+
+API keys are read from environment variables. The key is kept in the request headers only:
+it is scrubbed from every error message and never appears in a repr, a log line or the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from overrefusal.backends.base import Backend
+from overrefusal.errors import BadInputError, RunError
+from overrefusal.records import ResponseError
+
+log = logging.getLogger("overrefusal.http")
+
+T = TypeVar("T")
+
+MAX_RETRY_AFTER_S = 600.0
+"""Longest ``Retry-After`` honoured; longer waits are cut to this."""
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Transport settings. None of them changes a model's answer, so none enters the cache key.
+
+    Attributes:
+        base_urls: one or more base URLs serving the same model; requests are spread over them.
+        concurrency: requests in flight at once (over all base URLs).
+        rpm: optional requests-per-minute limit (over all base URLs).
+        timeout_s: time limit of one attempt, connection included.
+        max_retries: retries after the first attempt before a request is recorded as an error.
+        backoff_base_s: first backoff delay; it doubles on each retry (with jitter).
+        backoff_max_s: longest backoff delay (``Retry-After`` may ask for more, up to 600 s).
+        endpoint_cooldown_s: how long a base URL that refused a connection is avoided.
+    """
+
+    base_urls: tuple[str, ...]
+    concurrency: int = 32
+    rpm: float | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    endpoint_cooldown_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.base_urls:
+            raise BadInputError("no base URL given: pass --base-url http://HOST:PORT/v1")
+        if self.concurrency < 1:
+            raise BadInputError("concurrency must be at least 1: pass --concurrency N")
+        if self.rpm is not None and self.rpm <= 0:
+            raise BadInputError("rpm must be positive: pass --rpm N or leave it out")
+        if self.timeout_s <= 0 or self.max_retries < 0:
+            raise BadInputError("timeout_s must be positive and max_retries at least 0: fix the -B values")
+
+
+def normalise_base_urls(base_url: str | Sequence[str] | None, default: str) -> tuple[str, ...]:
+    """Validate base URLs (http/https, no credentials) and strip trailing slashes.
+
+    Raises:
+        BadInputError: a URL is not http(s) or holds a user name or password.
+    """
+    if base_url is None or base_url == "" or (not isinstance(base_url, str) and not base_url):
+        raw: list[str] = [default]
+    elif isinstance(base_url, str):
+        raw = [u for u in re.split(r"[,\s]+", base_url) if u]
+    else:
+        raw = [str(u) for u in base_url]
+    urls: list[str] = []
+    for text in raw:
+        url = URL(text)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise BadInputError(f"base URL {text!r} is not an http(s) URL: write e.g. http://127.0.0.1:8000/v1")
+        if url.user or url.password:
+            raise BadInputError(
+                "base URLs must not hold credentials: put the key in an environment variable and pass --api-key-env"
+            )
+        clean = str(url).rstrip("/")
+        if clean not in urls:
+            urls.append(clean)
+    return tuple(urls)
+
+
+def read_api_key(api_key_env: str | None, default_env: str | None) -> str | None:
+    """Read the API key from the environment variable named ``api_key_env`` (or ``default_env``).
+
+    An explicitly named variable must be set; the default one is used only when set.
+
+    Raises:
+        BadInputError: the name is not a valid variable name, or the named variable is unset.
+    """
+    if api_key_env:
+        if not _ENV_NAME.fullmatch(api_key_env):
+            raise BadInputError(
+                "api_key_env must be the NAME of an environment variable holding the key "
+                "(e.g. --api-key-env OPENAI_API_KEY), never the key itself"
+            )
+        value = os.environ.get(api_key_env)
+        if not value:
+            shown = api_key_env if len(api_key_env) <= 40 else "named by --api-key-env"
+            raise BadInputError(f"environment variable {shown} is not set: export it with your API key")
+        return value
+    if default_env:
+        return os.environ.get(default_env) or None
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(
+    attempt: int,
+    base_s: float,
+    max_s: float,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Delay before retry number ``attempt + 1``: jittered exponential, at least ``Retry-After``."""
+    ceiling = min(max_s, base_s * (2**attempt))
+    delay: float = ceiling * (0.5 + 0.5 * rand())
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S) + 0.05 * base_s * rand())
+    return delay
+
+
+class RateLimiter:
+    """Spaces request starts evenly to at most ``rpm`` per minute (no bursts)."""
+
+    def __init__(self, rpm: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Create a limiter of ``rpm`` requests per minute."""
+        self._interval = 60.0 / rpm
+        self._next = 0.0
+        self._sleep = sleep
+
+    async def wait(self) -> None:
+        """Return when the next request may start."""
+        now = time.monotonic()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await self._sleep(start - now)
+
+
+class Endpoints:
+    """Round-robin over base URLs, skipping those that recently refused connections."""
+
+    def __init__(self, urls: Sequence[str], cooldown_s: float) -> None:
+        """Track ``urls``; a failed one is avoided for ``cooldown_s`` seconds."""
+        self.urls = tuple(urls)
+        self._cooldown_s = cooldown_s
+        self._down_until = [0.0] * len(self.urls)
+        self._next = 0
+
+    def pick(self) -> int:
+        """Index of the next usable URL (the one back soonest when all are down)."""
+        count = len(self.urls)
+        if count == 1:
+            return 0
+        now = time.monotonic()
+        for step in range(count):
+            index = (self._next + step) % count
+            if self._down_until[index] <= now:
+                self._next = index + 1
+                return index
+        return min(range(count), key=self._down_until.__getitem__)
+
+    def failed(self, index: int) -> None:
+        """Mark URL ``index`` as down for the cooldown period."""
+        if len(self.urls) > 1 and self._down_until[index] <= time.monotonic():
+            log.warning("%s is not answering; using the other base URLs for a while", self.urls[index])
+        self._down_until[index] = time.monotonic() + self._cooldown_s
+
+    def succeeded(self, index: int) -> None:
+        """Mark URL ``index`` as up."""
+        self._down_until[index] = 0.0
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A non-retriable HTTP error answer, handed to the backend's ``on_error`` hook."""
+
+    status: int
+    body: Any
+
+
+class HttpTransport:
+    """POSTs JSON to the backend's endpoints with retries; one instance per backend.
+
+    Args:
+        settings: URLs, concurrency, limits and retry policy.
+        headers: headers sent with every request (authentication included).
+        secret: the API key, scrubbed from every error message.
+        key_hint: how the user supplies the key, for the message on HTTP 401.
+        sleep: the sleep function (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        headers: Mapping[str, str],
+        secret: str | None = None,
+        key_hint: str = "the API key",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Prepare the transport; the connection pool opens on first use, inside the running loop."""
+        self.settings = settings
+        self.endpoints = Endpoints(settings.base_urls, settings.endpoint_cooldown_s)
+        self._headers = {"Content-Type": "application/json", **headers}
+        self._secret = secret
+        self._key_hint = key_hint
+        self._sleep = sleep
+        self._limiter = RateLimiter(settings.rpm, sleep) if settings.rpm else None
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[tuple[int, str], URL] = {}
+
+    def __repr__(self) -> str:
+        return f"HttpTransport(base_urls={self.settings.base_urls!r})"
+
+    def _scrub(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return text[:300]
+
+    def _url(self, index: int, path: str) -> URL:
+        url = self._urls.get((index, path))
+        if url is None:  # parsed once per endpoint and path, not per request
+            url = self._urls[(index, path)] = URL(self.endpoints.urls[index] + path)
+        return url
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=False)
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, headers=self._headers, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
+
+    async def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        parse: Callable[[Any], T],
+        on_error: Callable[[Failure], T | None] | None = None,
+    ) -> T | ResponseError:
+        """POST ``body`` to ``<base URL><path>``, retrying as configured.
+
+        Args:
+            path: path appended to the base URL, e.g. ``/chat/completions``.
+            body: the JSON body.
+            parse: turns a 2xx JSON answer into the result; raising ``KeyError``, ``TypeError``,
+                ``ValueError``, ``IndexError`` or ``AttributeError`` marks the answer malformed (retried).
+            on_error: may turn a non-retriable error answer (e.g. a provider's content filter
+                on HTTP 400) into a result; ``None`` records it as an error.
+
+        Returns:
+            The parsed result, or the :class:`ResponseError` of the last attempt.
+
+        Raises:
+            RunError: the server rejected the API key (HTTP 401).
+        """
+        payload = json.dumps(body).encode()
+        session = self._get_session()
+        settings = self.settings
+        attempts = settings.max_retries + 1
+        for attempt in range(attempts):
+            if self._limiter is not None:
+                await self._limiter.wait()
+            index = self.endpoints.pick()
+            url = self._url(index, path)
+            try:
+                result = await self._attempt(session, url, payload, parse, on_error)
+                self.endpoints.succeeded(index)
+                return result
+            except _Retry as retry:
+                failure = retry
+            except aiohttp.ClientConnectorError as exc:
+                self.endpoints.failed(index)
+                failure = _Retry("connection", f"cannot connect to {self.endpoints.urls[index]}: {exc.strerror}")
+            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+                failure = _Retry("timeout", f"no answer within {settings.timeout_s:g}s")
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                failure = _Retry("connection", f"{type(exc).__name__}: {exc}")
+            if attempt + 1 < attempts:
+                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s, failure.retry_after)
+                log.debug("retry %d after %.2fs: %s", attempt + 1, delay, failure.kind)
+                await self._sleep(delay)
+        plural = "s" if attempts > 1 else ""
+        return ResponseError(kind=failure.kind, message=self._scrub(f"{failure.message} ({attempts} attempt{plural})"))
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        url: URL,
+        payload: bytes,
+        parse: Callable[[Any], T],
+        on_error: Callable[[Failure], T | None] | None,
+    ) -> T | ResponseError:
+        async with session.post(url, data=payload) as answer:
+            raw = await answer.read()
+            status = answer.status
+            retry_after = parse_retry_after(answer.headers) if status == 429 or status >= 500 else None
+        if 200 <= status < 300:
+            try:
+                return parse(json.loads(raw))
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise _Retry("bad_response", f"malformed answer ({type(exc).__name__}): {raw[:120]!r}") from None
+        text = raw.decode("utf-8", "replace")
+        if status == 408 or status == 429 or status >= 500:
+            raise _Retry(f"http_{status}", f"HTTP {status}: {text[:200]}", retry_after)
+        if status == 401:
+            raise RunError(f"{url} rejected the API key (HTTP 401): check {self._key_hint}")
+        if on_error is not None:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = None
+            rescued = on_error(Failure(status, data))
+            if rescued is not None:
+                return rescued
+        return ResponseError(kind=f"http_{status}", message=self._scrub(f"HTTP {status}: {text[:200]}"))
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def reject_secrets(unknown: Mapping[str, object], backend: str) -> None:
+    """Refuse unknown backend arguments, naming them but never echoing their values.
+
+    Raises:
+        BadInputError: always, when ``unknown`` is not empty.
+    """
+    if not unknown:
+        return
+    names = sorted(unknown)
+    if any("key" in n.lower() or "token" in n.lower() or "secret" in n.lower() for n in names if n != "api_key_env"):
+        raise BadInputError(
+            f"the {backend} backend never takes a key as an argument: put it in an environment variable "
+            "and pass its name with --api-key-env NAME"
+        )
+    raise BadInputError(f"unknown {backend} backend argument(s) {', '.join(names)}: see `overrefusal run --help`")
+
+
+class HttpBackend(Backend):
+    """Common part of HTTP API backends: arguments, transport, identity.
+
+    Subclasses set ``name``, ``default_base_url``, ``default_key_env`` and implement
+    :meth:`generate` with :attr:`transport`.
+    """
+
+    default_base_url: ClassVar[str]
+    default_key_env: ClassVar[str | None] = None
+    """Variable read for the key when ``api_key_env`` is not given and the base URL is the default one."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | Sequence[str] | None = None,
+        api_key_env: str | None = None,
+        concurrency: int = 32,
+        rpm: float | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 6,
+        backoff_s: float = 0.5,
+        extra_body: Mapping[str, Any] | None = None,
+        **unknown: object,
+    ) -> None:
+        """Configure the backend; see the class docstring of each backend for the arguments."""
+        reject_secrets(unknown, self.name)
+        if not model:
+            raise BadInputError(f"the {self.name} backend needs a model: pass --model NAME (as the server names it)")
+        self._model = str(model)
+        urls = normalise_base_urls(base_url, self.default_base_url)
+        # the default key variable goes only to the provider's own URL, never to another server
+        default_env = self.default_key_env if urls == (self.default_base_url,) else None
+        key = read_api_key(api_key_env, default_env)
+        if key is None and default_env:  # the provider's own API always needs a key
+            raise BadInputError(
+                f"the {self.name} backend needs an API key for {urls[0]}: export {default_env}=<key> "
+                "or pass --api-key-env NAME"
+            )
+        self._extra = dict(extra_body or {})
+        self.settings = HttpSettings(
+            base_urls=urls,
+            concurrency=int(concurrency),
+            rpm=float(rpm) if rpm else None,
+            timeout_s=float(timeout_s),
+            max_retries=int(max_retries),
+            backoff_base_s=float(backoff_s),
+        )
+        hint = f"${api_key_env or default_env}" if (api_key_env or default_env) else "--api-key-env"
+        self.transport = HttpTransport(self.settings, self.auth_headers(key), secret=key, key_hint=hint)
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """Headers that carry ``key`` (none without a key)."""
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self._model!r}, base_urls={self.settings.base_urls!r})"
+
+    @property
+    def model(self) -> str:
+        """The model name sent to the server."""
+        return self._model
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """Backend kind and model, plus extra body parameters when given (they change answers)."""
+        ident = {"backend": self.name, "model": self._model}
+        if self._extra:
+            ident["extra_body"] = json.dumps(self._extra, sort_keys=True, separators=(",", ":"))
+        return ident
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at once."""
+        return self.settings.concurrency
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.transport.aclose()

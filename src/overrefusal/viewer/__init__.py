@@ -1,0 +1,1 @@
+"""Local web viewer for browsing run rows and relabelling responses."""

@@ -1,0 +1,261 @@
+"""Local test servers speaking OpenAI's chat-completions and Anthropic's Messages protocols.
+
+``ScriptedServer`` runs an aiohttp app on 127.0.0.1 (free port) in a background thread, with
+scripted latency and faults, and counts successful answers per prompt text. Run as a script
+(``python tests/http_servers.py --latency 0.02``) it serves in the foreground and prints its
+port on the first line, for benchmarks that need the server in another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+FAULTS = ("http_500", "http_429", "reset", "malformed", "timeout")
+
+FAULT_MIX = {"http_500": 0.10, "http_429": 0.05, "reset": 0.02, "malformed": 0.01, "timeout": 0.01}
+"""The acceptance mix: 10% HTTP 500, 5% 429 with Retry-After, 2% resets, 1% malformed JSON, 1% timeouts."""
+
+
+def default_reply(text: str) -> tuple[str, str]:
+    """(answer, finish reason): ``[filter]`` trips the content filter, ``hurt`` is refused."""
+    if "[filter]" in text:
+        return "", "content_filter"
+    if "hurt" in text:
+        return "I'm sorry, but I can't help with that.", "stop"
+    return f"Sure. Here is how: {text[:20]}", "stop"
+
+
+class ScriptedServer:
+    """An OpenAI- and Anthropic-compatible server with scripted latency and faults.
+
+    Attributes:
+        successes: successful answers per prompt text.
+        attempts: requests received per prompt text.
+        auth: the authentication headers received (for key-handling tests).
+    """
+
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        faults: dict[str, float] | None = None,
+        seed: int = 0,
+        timeout_sleep_s: float = 1.0,
+        retry_after: str = "0",
+        reply: Callable[[str], tuple[str, str]] = default_reply,
+        hold_after: int | None = None,
+        error_status: int | None = None,
+        reply_json: object = None,
+    ) -> None:
+        self.latency_s = latency_s
+        self.faults = dict(faults or {})
+        self.rng = random.Random(seed)
+        self.timeout_sleep_s = timeout_sleep_s
+        self.retry_after = retry_after
+        self.reply = reply
+        self.hold_after = hold_after
+        self.error_status = error_status
+        self.reply_json = reply_json
+        self.successes: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()
+        self.fault_counts: Counter[str] = Counter()
+        self.auth: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._release: asyncio.Event | None = None
+        self._lock = threading.Lock()
+
+    # urls --------------------------------------------------------------------------------
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # app ---------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/messages", self._anthropic)
+        return app
+
+    def _pick_fault(self) -> str | None:
+        roll = self.rng.random()
+        total = 0.0
+        for name in FAULTS:
+            total += self.faults.get(name, 0.0)
+            if roll < total:
+                return name
+        return None
+
+    async def _common(self, request: web.Request, text: str) -> web.StreamResponse | None:
+        """Latency, hold and faults; None means answer normally."""
+        with self._lock:
+            self.attempts[text] += 1
+            fault = self._pick_fault()
+            if fault:
+                self.fault_counts[fault] += 1
+        if self.error_status is not None:  # an error that echoes the credentials, like careless servers do
+            auth = request.headers.get("Authorization", "") + request.headers.get("x-api-key", "")
+            return web.json_response({"error": {"message": f"denied: {auth}"}}, status=self.error_status)
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if self.hold_after is not None and sum(self.successes.values()) >= self.hold_after:
+            assert self._release is not None
+            await self._release.wait()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the client is gone: nothing was delivered, nothing counted
+        if fault == "http_500":
+            return web.json_response({"error": {"message": "internal error"}}, status=500)
+        if fault == "http_429":
+            return web.json_response(
+                {"error": {"message": "rate limited"}}, status=429, headers={"Retry-After": self.retry_after}
+            )
+        if fault == "malformed":
+            return web.Response(body=b'{"choices": [', content_type="application/json")
+        if fault == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)
+        if fault == "timeout":
+            await asyncio.sleep(self.timeout_sleep_s)
+            return web.json_response({"error": {"message": "too late"}}, status=504)
+        return None
+
+    def _count(self, request: web.Request, text: str) -> None:
+        with self._lock:
+            self.successes[text] += 1
+            self.auth.append(request.headers.get("Authorization", "") + request.headers.get("x-api-key", ""))
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.bodies.append(body)
+        text = body["messages"][-1]["content"]
+        faulty = await self._common(request, text)
+        if faulty is not None:
+            return faulty
+        if self.reply_json is not None:  # a 200 answer of the wrong shape
+            return web.json_response(self.reply_json)
+        answer, reason = self.reply(text)
+        self._count(request, text)
+        return web.json_response(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": reason}],
+                "created": 0,
+                "usage": {
+                    "prompt_tokens": len(text.split()),
+                    "completion_tokens": len(answer.split()),
+                    "total_tokens": len(text.split()) + len(answer.split()),
+                },
+            }
+        )
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.bodies.append(body)
+        if request.headers.get("anthropic-version") != "2023-06-01":
+            return web.json_response({"type": "error", "error": {"message": "version"}}, status=400)
+        text = body["messages"][-1]["content"]
+        faulty = await self._common(request, text)
+        if faulty is not None:
+            return faulty
+        answer, reason = self.reply(text)
+        stop = "refusal" if reason == "content_filter" else "end_turn"
+        self._count(request, text)
+        content = [{"type": "text", "text": answer}] if answer else []
+        return web.json_response(
+            {
+                "id": "msg_test",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": content,
+                "stop_reason": stop,
+                "usage": {"input_tokens": len(text.split()), "output_tokens": len(answer.split())},
+            }
+        )
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def _start(self, port: int = 0) -> None:
+        self._release = asyncio.Event()
+        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def start(self) -> ScriptedServer:
+        """Serve in a background thread until :meth:`stop`."""
+        ready = threading.Event()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.run_until_complete(self._start())
+            ready.set()
+            loop.run_forever()
+            assert self._runner is not None
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def release(self) -> None:
+        """Answer held requests and stop holding."""
+        self.hold_after = None
+        if self._loop is not None and self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
+
+    def stop(self) -> None:
+        self.release()
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--faults", default="", help="JSON object of fault -> probability")
+    args = parser.parse_args()
+    server = ScriptedServer(latency_s=args.latency, faults=json.loads(args.faults) if args.faults else None)
+
+    async def serve() -> None:
+        await server._start()
+        print(server.port, flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
