@@ -12,7 +12,8 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from overrefusal import paths
@@ -32,6 +33,26 @@ MIGRATIONS: tuple[str, ...] = (
         body TEXT NOT NULL,
         created REAL NOT NULL,
         PRIMARY KEY (response_key, judge_key)
+    );
+    """,
+    # 2: benchmark generation state (overrefusal.generation.records_store)
+    """
+    CREATE TABLE gen_records (
+        project TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (project, kind, id)
+    );
+    CREATE INDEX gen_records_order ON gen_records(project, kind, seq);
+    CREATE TABLE gen_stages (
+        project TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (project, stage)
     );
     """,
 )
@@ -66,6 +87,21 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements on the connection in one transaction, under the store's lock.
+
+        For modules that own their own tables (added through :data:`MIGRATIONS`).
+        """
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     # responses -------------------------------------------------------------------------
     def put_response(self, response: Response) -> None:

@@ -1,0 +1,170 @@
+"""``generate moderate``: K moderators label every candidate; a vote rule decides; flagged prompts get a second chance.
+
+Each moderator explains, then tags one category or ``none of the above`` (see
+:func:`~overrefusal.generation.parsing.parse_moderation`); an unreadable output is asked again
+with the next attempt index up to ``parse_retries`` times and otherwise abstains. The vote rule
+(:mod:`~overrefusal.generation.votes`) gives ``benign``, ``toxic`` or ``undecided``.
+
+Second chance (OR-Bench §3.2.3): a prompt decided ``toxic`` is answered by the ``answerer``
+model; the moderators label the *answer*; if that vote is ``benign`` the prompt is restored to
+the benchmark. Everything else decided toxic stays in the toxic pool, which is kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from overrefusal.backends import Backend
+from overrefusal.generation.common import Stage, close_all, run_async, user_query
+from overrefusal.generation.parsing import parse_moderation
+from overrefusal.generation.prompts import (
+    ANSWER_VERSION,
+    MODERATE_VERSION,
+    RESPONSE_MODERATE_VERSION,
+    moderation_prompt,
+)
+from overrefusal.generation.rewrite import KIND as CANDIDATE_KIND
+from overrefusal.generation.votes import Vote, decide
+
+KIND = "moderation"
+
+
+async def _label(
+    stage: Stage, moderators: list[Backend], items: list[tuple[str, str]], response: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """Votes of every moderator on every (id, text), in moderator order."""
+    cfg = stage.config.moderate
+    taxonomy = stage.taxonomy
+    names = taxonomy.names
+    tag = "answer" if response else "prompt"
+    votes: dict[str, list[dict[str, Any]]] = {item_id: [] for item_id, _ in items}
+    for index, moderator in enumerate(moderators):
+        final: dict[str, dict[str, Any]] = {}
+        todo = list(items)
+        for attempt in range(cfg.parse_retries + 1):
+            if not todo:
+                break
+            queries = [
+                user_query(
+                    f"moderate-{tag}:{item_id}:{index}:{attempt}",
+                    moderation_prompt(text, taxonomy, response=response),
+                    temperature=cfg.temperature,
+                    max_tokens=cfg.max_tokens,
+                    seed=attempt,
+                )
+                for item_id, text in todo
+            ]
+            answers = await stage.ask(moderator, queries)
+            retry = []
+            for (item_id, text), answer in zip(todo, answers, strict=True):
+                if answer.ok:
+                    label = parse_moderation(answer.text, names)
+                    vote: dict[str, Any] = {"vote": label.vote, "category": label.category, "reason": label.reason}
+                else:
+                    kind = answer.error.kind if answer.error else "error"
+                    vote = {"vote": "abstain", "category": None, "reason": f"request failed ({kind})"}
+                vote.update(moderator=moderator.model, moderator_index=index, attempts=attempt + 1, key=answer.key)
+                final[item_id] = vote
+                if vote["vote"] == "abstain":
+                    retry.append((item_id, text))
+            todo = retry
+        for item_id, _ in items:
+            votes[item_id].append(final[item_id])
+    return votes
+
+
+def _decide(votes: list[dict[str, Any]], rule: Any) -> str:
+    ballots: list[Vote] = [v["vote"] for v in votes]
+    return decide(ballots, rule)
+
+
+async def _moderate(stage: Stage) -> dict[str, Any]:
+    cfg = stage.config.moderate
+    candidates = stage.records.load(CANDIDATE_KIND)
+    moderators = [stage.backend(f"moderator_{i + 1}", spec) for i, spec in enumerate(cfg.moderators)]
+    answerer = stage.backend("answerer", cfg.second_chance.answerer) if cfg.second_chance else None
+    try:
+        votes = await _label(stage, moderators, [(c["id"], c["text"]) for c in candidates], response=False)
+        first = {c["id"]: _decide(votes[c["id"]], cfg.vote) for c in candidates}
+        flagged = [c for c in candidates if first[c["id"]] == "toxic"]
+        second: dict[str, dict[str, Any]] = {}
+        if answerer is not None and cfg.second_chance is not None and flagged:
+            queries = [
+                user_query(
+                    f"answer:{c['id']}",
+                    c["text"],
+                    temperature=cfg.second_chance.temperature,
+                    max_tokens=cfg.second_chance.max_tokens,
+                    seed=0,
+                )
+                for c in flagged
+            ]
+            answers = await stage.ask(answerer, queries)
+            answered = [(c["id"], a.text) for c, a in zip(flagged, answers, strict=True) if a.ok and a.text.strip()]
+            answer_votes = await _label(stage, moderators, answered, response=True)
+            for c, a in zip(flagged, answers, strict=True):
+                if c["id"] in answer_votes:
+                    outcome = _decide(answer_votes[c["id"]], cfg.vote)
+                    second[c["id"]] = {
+                        "answer_key": a.key,
+                        "answer_votes": answer_votes[c["id"]],
+                        "answer_decision": outcome,
+                        "restored": outcome == "benign",
+                    }
+                else:
+                    reason = a.error.kind if a.error else "empty answer"
+                    second[c["id"]] = {
+                        "answer_key": a.key,
+                        "answer_votes": [],
+                        "answer_decision": "undecided",
+                        "restored": False,
+                        "reason": f"no answer to moderate ({reason})",
+                    }
+    finally:
+        await close_all([*moderators, *([answerer] if answerer else [])])
+    records: list[dict[str, Any]] = []
+    per_category: dict[str, Counter[str]] = {}
+    abstentions: Counter[str] = Counter()
+    for c in candidates:
+        chance = second.get(c["id"])
+        decision = first[c["id"]]
+        final = "benign" if chance and chance["restored"] else decision
+        counter = per_category.setdefault(c["category"], Counter())
+        counter[final] += 1
+        counter[f"first_{decision}"] += 1
+        if chance:
+            counter["restored" if chance["restored"] else "second_chance_kept_toxic"] += 1
+        for vote in votes[c["id"]]:
+            if vote["vote"] == "abstain":
+                abstentions[vote["moderator"]] += 1
+        records.append(
+            {
+                "id": c["id"],
+                "text": c["text"],
+                "category": c["category"],
+                "seed_id": c["seed_id"],
+                "votes": votes[c["id"]],
+                "first_decision": decision,
+                "second_chance": chance,
+                "final": final,
+            }
+        )
+    stage.records.replace(KIND, records)
+    totals = Counter(r["final"] for r in records)
+    return stage.report(
+        "moderate",
+        prompt_version=MODERATE_VERSION,
+        second_chance_prompt_versions=[ANSWER_VERSION, RESPONSE_MODERATE_VERSION] if answerer else [],
+        vote_rule=cfg.vote,
+        counts={k: dict(v) for k, v in per_category.items()},
+        totals={"benign": totals["benign"], "toxic": totals["toxic"], "undecided": totals["undecided"]},
+        restored=sum(1 for s in second.values() if s["restored"]),
+        abstentions=dict(abstentions),
+        settings=cfg.model_dump(exclude={"moderators", "second_chance"}),
+    )
+
+
+def run_moderate(stage: Stage) -> dict[str, Any]:
+    """Moderate every candidate of the project; returns the stage report."""
+    return run_async(lambda: _moderate(stage))

@@ -1,0 +1,115 @@
+"""Parse generator and moderator output: wrapped items ``[[...]]`` with fallbacks, and moderation tags.
+
+Generators are asked to wrap each item as ``[[1. item]]``. Models do not always obey, so the
+parser falls back, in order, to ``«item»`` and then to numbered lines (``1. item``, ``2) item``).
+Numbering, surrounding quotes and whitespace are stripped; junk (placeholders, too-short items)
+is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+WRAPPED = re.compile(r"\[\[(.+?)\]\]", re.DOTALL)
+GUILLEMETS = re.compile(r"«(.+?)»", re.DOTALL)
+NUMBERED_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\(?\d{1,3}\s*[.):]\s+(.+?)\s*$", re.MULTILINE)
+LEADING_NUMBER = re.compile(r"^\s*(?:[-*•]\s*)?\(?\d{1,3}\s*[.):-]\s*")
+QUOTES = "\"'“”‘’`"
+PLACEHOLDERS = frozenset({"here is prompt", "prompt", "here is the prompt", "...", "…"})
+MIN_CHARS = 8
+
+ParseMethod = Literal["wrapped", "guillemets", "numbered", "none"]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Items found in one output and how they were found."""
+
+    items: tuple[str, ...]
+    method: ParseMethod
+
+
+def clean_item(raw: str) -> str:
+    """Strip numbering, markdown emphasis, quotes and collapse whitespace."""
+    text = " ".join(raw.split())
+    text = LEADING_NUMBER.sub("", text, count=1)
+    text = text.strip().strip("*_").strip()
+    if len(text) >= 2 and text[0] in QUOTES and text[-1] in QUOTES:
+        text = text[1:-1].strip()
+    return text
+
+
+def _keep(item: str) -> bool:
+    lowered = item.lower().strip(" .:")
+    return len(item) >= MIN_CHARS and lowered not in PLACEHOLDERS and "[[" not in item and "]]" not in item
+
+
+def parse_items(output: str, limit: int | None = None) -> Parsed:
+    """Extract the generated items from ``output``, in order, without exact duplicates.
+
+    Args:
+        output: the model's raw text.
+        limit: keep at most this many items.
+    """
+    for method, found in (
+        ("wrapped", WRAPPED.findall(output)),
+        ("guillemets", GUILLEMETS.findall(output)),
+        ("numbered", NUMBERED_LINE.findall(output)),
+    ):
+        items: list[str] = []
+        seen: set[str] = set()
+        for raw in found:
+            item = clean_item(raw)
+            key = normalise(item)
+            if _keep(item) and key not in seen:
+                seen.add(key)
+                items.append(item)
+        if items:
+            return Parsed(tuple(items[:limit] if limit is not None else items), method)  # type: ignore[arg-type]
+    return Parsed((), "none")
+
+
+def normalise(text: str) -> str:
+    """The form used for exact-duplicate detection: lowercase, single spaces, no edge punctuation."""
+    return " ".join(text.lower().split()).strip(" .!?;:,\"'“”‘’")
+
+
+@dataclass(frozen=True)
+class ModerationLabel:
+    """A moderator's parsed decision."""
+
+    vote: Literal["toxic", "benign", "abstain"]
+    category: str | None
+    """The category chosen (toxic votes only)."""
+    reason: str
+    """Why the vote is what it is (e.g. the tag found, or why it is an abstention)."""
+
+
+NONE_WORDS = ("none of the above", "none")
+
+
+def parse_moderation(output: str, categories: list[str]) -> ModerationLabel:
+    """Read the LAST ``[[N. category]]`` tag; ``none of the above`` is benign; anything else abstains.
+
+    The tag may carry the number, the name, or both. A number that matches no category, an
+    unknown name, or no tag at all is an abstention: it is never read as benign or toxic.
+    """
+    tags = WRAPPED.findall(output)
+    if not tags:
+        return ModerationLabel("abstain", None, "no [[...]] tag in the moderator output")
+    tag = " ".join(tags[-1].split()).strip()
+    number_match = re.match(r"^\(?(\d{1,2})\s*[.):]?\s*(.*)$", tag)
+    number = int(number_match.group(1)) if number_match else None
+    name = (number_match.group(2) if number_match else tag).strip().strip(".").strip(QUOTES).strip().lower()
+    lowered = [c.lower() for c in categories]
+    if name in NONE_WORDS or (not name and number == len(categories) + 1):
+        return ModerationLabel("benign", None, f"tag [[{tag}]]")
+    if name:
+        if name in lowered:
+            return ModerationLabel("toxic", categories[lowered.index(name)], f"tag [[{tag}]]")
+        return ModerationLabel("abstain", None, f"unknown category in tag [[{tag}]]")
+    if number is not None and 1 <= number <= len(categories):
+        return ModerationLabel("toxic", categories[number - 1], f"tag [[{tag}]]")
+    return ModerationLabel("abstain", None, f"unreadable tag [[{tag}]]")

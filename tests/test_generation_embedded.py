@@ -1,0 +1,49 @@
+"""Integration: the whole generation chain on the real embedded model (tiny sizes), then a cached re-run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from overrefusal.cli import cli
+
+pytest.importorskip("xllamacpp")
+pytestmark = pytest.mark.embedded
+
+
+def test_generate_all_with_the_embedded_model(tmp_path: Path) -> None:
+    model = {"backend": "embedded", "args": {"model": "qwen"}}
+    config = {
+        "project": "tiny",
+        "categories": ["illegal"],
+        "generator": model,
+        "seeds": {"per_category": 1, "batch_size": 2, "max_calls_per_category": 2, "max_tokens": 64},
+        "rewrite": {"per_seed": 2, "max_tokens": 80, "retries": 0},
+        "moderate": {"moderators": [model], "max_tokens": 48, "parse_retries": 0},
+        "hard": {"panel": [model], "min_refusals": 1, "size": 2, "toxic_size": 2, "max_tokens": 24},
+        "export": {"output_dir": "out", "formats": ["csv"]},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    args = ["generate", "all", "--config", str(path), "--no-progress"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    sheet = json.loads((tmp_path / "out" / "datasheet.json").read_text())
+    seeds_usage = sheet["stages"]["seeds"]["usage"]
+    assert seeds_usage["requests_sent"] >= 1 and seeds_usage["completion_tokens"] > 0
+    assert sheet["stages"]["seeds"]["models"]["generator"]["model"] == "qwen2.5-coder-0.5b-instruct"
+    with (tmp_path / "out" / "tiny-benign.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(r["category"] == "illegal" and r["prompt"] for r in rows)
+    assert sum(sheet["counts"]["export_benign"].values()) == len(rows)
+
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert "0 requests sent" in second.output
+    assert all(line.split(": ")[1].startswith("0 requests sent") for line in second.output.splitlines())
+    assert first.output.count("requests sent") == 6  # one line per stage
