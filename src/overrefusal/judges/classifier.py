@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
     from overrefusal.embeddings import Embedder
 
-FEATURE_VERSION = "3"
+FEATURE_VERSION = "4"
 """Bumped whenever :mod:`overrefusal.judges.features` changes what a column means."""
-EMBED_TOKENS = 48
-"""Token limit of the embedded opening/body texts (speed: the model is quadratic in length)."""
+EMBED_TOKENS = 20
+"""Token limit of the embedded opening (speed: embedding cost grows with tokens; 20 keeps >= 500 responses/s)."""
 DEFAULT_MODEL = "classifier_default.npz"
 CLASSES: tuple[VerdictLabel, ...] = ("compliance", "full_refusal", "partial_refusal")
 
@@ -143,7 +143,7 @@ class ClassifierJudge(Judge):
     """
 
     name: ClassVar[str] = "classifier"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, model: str | Path | None = None) -> None:
         """Load the weights (the embedding model loads on first use)."""
