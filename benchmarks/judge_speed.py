@@ -25,7 +25,7 @@ from pathlib import Path
 from overrefusal.embeddings import Embedder
 from overrefusal.judges import classifier
 from overrefusal.judges.base import JudgeItem
-from overrefusal.judges.classifier import EMBED_TOKENS, ClassifierJudge
+from overrefusal.judges.classifier import EMBED_TOKENS, JUDGE_BATCH, ClassifierJudge
 from overrefusal.judges.gold import load_gold
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     items = list(seen.values())[: args.n]
     texts = [i.response.text for i in items]
     raw = Embedder(threads=args.threads)
-    classifier._embedder = Embedder(max_length=EMBED_TOKENS, batch_size=128, threads=args.threads)
+    classifier._embedder = Embedder(max_length=EMBED_TOKENS, batch_size=JUDGE_BATCH, threads=args.threads)
     judge = ClassifierJudge()
     raw.encode(texts[:32])
     asyncio.run(judge.judge(items[:32]))

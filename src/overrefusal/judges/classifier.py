@@ -31,6 +31,8 @@ FEATURE_VERSION = "4"
 """Bumped whenever :mod:`overrefusal.judges.features` changes what a column means."""
 EMBED_TOKENS = 20
 """Token limit of the embedded opening (speed: embedding cost grows with tokens; 20 keeps >= 500 responses/s)."""
+JUDGE_BATCH = 32
+"""Texts per ONNX call: for 20-token texts on 2 cores, 32 was faster than 16, 64, 128 or 256."""
 DEFAULT_MODEL = "classifier_default.npz"
 CLASSES: tuple[VerdictLabel, ...] = ("compliance", "full_refusal", "partial_refusal")
 
@@ -45,7 +47,7 @@ def judge_embedder() -> Embedder:
         if _embedder is None:
             from overrefusal.embeddings import Embedder
 
-            _embedder = Embedder(max_length=EMBED_TOKENS, batch_size=128)
+            _embedder = Embedder(max_length=EMBED_TOKENS, batch_size=JUDGE_BATCH)
         return _embedder
 
 
