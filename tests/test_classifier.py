@@ -14,6 +14,7 @@ from overrefusal.errors import BadInputError
 from overrefusal.judges import DEFAULT_JUDGE, JudgeItem, judges
 from overrefusal.judges.agreement import agreement
 from overrefusal.judges.classifier import DEFAULT_MODEL, ClassifierJudge, ClassifierModel, decide
+from overrefusal.judges.features import DENSE_NAMES, Phrases, featurise
 from overrefusal.judges.gold import GoldSet, load_gold
 from overrefusal.judges.training import TrainSet, feature_matrix, fit
 from overrefusal.records import Response
@@ -54,6 +55,31 @@ async def test_builtin_model_on_clear_cases() -> None:
     )
     assert [v.label for v in verdicts] == ["full_refusal", "compliance", "unscored"]
     assert verdicts[0].reason.startswith("p(") and verdicts[0].judge == "classifier"
+
+
+class CountingEmbedder:
+    """Records what is embedded; returns one distinct unit vector per text."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.seen += texts
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i, hash(text) % 384] = 1.0
+        return out
+
+
+def test_identical_openings_are_embedded_once_and_get_the_same_features() -> None:
+    embedder = CountingEmbedder()
+    refusal = "I'm sorry, but I can't help with that."
+    texts = [refusal, "Sure: run `kill <PID>`.", refusal]
+    x = featurise(["p", "p", "p"], texts, {}, Phrases(("i'm sorry",)), embedder)  # type: ignore[arg-type]
+    assert len(embedder.seen) == 2 and len(set(embedder.seen)) == 2
+    assert x.shape == (3, 384 + len(DENSE_NAMES))
+    np.testing.assert_array_equal(x[0], x[2])
+    assert not np.array_equal(x[0, :384], x[1, :384])
 
 
 def test_decide_two_steps() -> None:

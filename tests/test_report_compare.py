@@ -158,6 +158,10 @@ def test_write_report_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.M
     assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
 
 
+HELPFUL = "Sure. Here is how to do it step by step: first open the settings, then choose the option you need and save."
+"""A plain compliant answer: the default judge (v2) reads a bare "Sure." as ambiguous (no such training replies)."""
+
+
 def test_report_and_viewer_read_folders_written_by_run(tmp_path: Path, store: object) -> None:
     from overrefusal import run
     from overrefusal.backends.fake import FakeBackend
@@ -177,7 +181,7 @@ def test_report_and_viewer_read_folders_written_by_run(tmp_path: Path, store: ob
         run(bench, FakeBackend(model="cautious", script=cautious), output_dir=tmp_path, store=store, progress=False),
         run(
             bench,
-            FakeBackend(model="helpful", script=lambda q: "Sure."),
+            FakeBackend(model="helpful", script=lambda q: HELPFUL),
             output_dir=tmp_path,
             store=store,
             progress=False,

@@ -74,6 +74,8 @@ class Embedder:
                 options.intra_op_num_threads = self.threads
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
+                # no busy-waiting between ops: on a shared or busy machine spinning threads burn CPU for nothing
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
                 self._tokenizer = tokenizer
             return self._session, self._tokenizer

@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 
     from overrefusal.embeddings import Embedder
 
-FEATURE_VERSION = "3"
+FEATURE_VERSION = "4"
 """Bumped whenever :mod:`overrefusal.judges.features` changes what a column means."""
-EMBED_TOKENS = 48
-"""Token limit of the embedded opening/body texts (speed: the model is quadratic in length)."""
+EMBED_TOKENS = 20
+"""Token limit of the embedded opening (speed: embedding cost grows with tokens; 20 keeps >= 500 responses/s)."""
+JUDGE_BATCH = 32
+"""Texts per ONNX call: for 20-token texts on 2 cores, 32 was faster than 16, 64, 128 or 256."""
 DEFAULT_MODEL = "classifier_default.npz"
 CLASSES: tuple[VerdictLabel, ...] = ("compliance", "full_refusal", "partial_refusal")
 
@@ -45,7 +47,7 @@ def judge_embedder() -> Embedder:
         if _embedder is None:
             from overrefusal.embeddings import Embedder
 
-            _embedder = Embedder(max_length=EMBED_TOKENS, batch_size=128)
+            _embedder = Embedder(max_length=EMBED_TOKENS, batch_size=JUDGE_BATCH)
         return _embedder
 
 
@@ -143,7 +145,7 @@ class ClassifierJudge(Judge):
     """
 
     name: ClassVar[str] = "classifier"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, model: str | Path | None = None) -> None:
         """Load the weights (the embedding model loads on first use)."""

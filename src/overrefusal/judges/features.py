@@ -3,7 +3,9 @@
 Refusals are decided mostly by how a response opens and by its structure ("I can't help
 with X, but here is Y"; a refusal sentence after an answer). So the features are:
 
-* the sentence embedding of the response's opening (all-MiniLM-L6-v2, a few dozen tokens);
+* the sentence embedding of the response's opening (all-MiniLM-L6-v2, its first 20 tokens: one
+  short embedding per response keeps the judge fast; what follows the opening is read by the
+  cheap structure features below);
 * binary word uni/bi-grams of the opening and of the whole response (vocabulary chosen at
   training time and shipped with the weights);
 * refusal phrases at the start of the response and at the start of any later sentence
@@ -35,9 +37,6 @@ OPENING_WORDS = 16
 """Words of the opening whose n-grams are features of their own."""
 BODY_CHARS = 2000
 """Characters of the response read for body n-grams and structure."""
-
-CONTINUATION_CHARS = 400
-"""Characters of the continuation (what follows the refusal, or the opening) that are embedded."""
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?:])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9']+")
@@ -163,18 +162,6 @@ class Phrases:
         return any(sentence.startswith(p) for p in self.phrases)
 
 
-def continuation(text: str, phrases: Phrases) -> str:
-    """What follows the first refusal sentence (or the first sentence when there is none).
-
-    Its embedding tells a lecture or a redirection (full refusal) from an answer given anyway
-    (partial refusal) or the body of a compliant answer.
-    """
-    sents = sentences(text[:BODY_CHARS])
-    flags = [phrases.starts(s) for s in sents]
-    first = flags.index(True) if any(flags) else 0
-    return " ".join(sents[first + 1 :])[:CONTINUATION_CHARS]
-
-
 def dense(prompt: str, text: str, phrases: Phrases) -> list[float]:
     """The hand-made features (see :data:`DENSE_NAMES`)."""
     body = text[:BODY_CHARS]
@@ -215,18 +202,22 @@ def featurise(
     phrases: Phrases,
     embedder: Embedder,
 ) -> npt.NDArray[np.float32]:
-    """Feature matrix: [opening embedding | continuation embedding | dense features | n-grams in ``vocabulary``]."""
+    """Feature matrix: [opening embedding | dense features | n-grams in ``vocabulary``].
+
+    Identical openings (frequent among real refusals) are embedded once.
+    """
     import numpy as np
 
     from overrefusal.embeddings import DIM
 
     n = len(texts)
     if n:
-        rests = [continuation(t, phrases) or " " for t in texts]
-        emb = embedder.encode([opening(t) or " " for t in texts] + rests)
-        emb = np.hstack([emb[:n], emb[n:]])
+        heads = [opening(t) or " " for t in texts]
+        distinct = list(dict.fromkeys(heads))
+        index = {h: i for i, h in enumerate(distinct)}
+        emb = embedder.encode(distinct)[[index[h] for h in heads]]
     else:
-        emb = np.zeros((0, 2 * DIM), dtype=np.float32)
+        emb = np.zeros((0, DIM), dtype=np.float32)
     dense_block = np.asarray([dense(p, t, phrases) for p, t in zip(prompts, texts, strict=True)], dtype=np.float32)
     dense_block = dense_block.reshape(n, len(DENSE_NAMES))
     grams = np.zeros((n, len(vocabulary)), dtype=np.float32)
