@@ -58,10 +58,10 @@ class GenerateParams(_Record):
     """Only the settings that change a model's output; they are part of the cache key."""
 
     system_prompt: str | None = None
-    temperature: float = 0.0
+    temperature: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1)
     """Tokens per answer; ``None`` means the backend's default (resolved before querying)."""
-    top_p: float | None = None
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = 0
 
 
@@ -149,6 +149,9 @@ class Verdict(_Record):
     """Short explanation: matched phrase, judge rationale, or why it is unscored."""
     raw: str | None = None
     """Raw judge output, when the judge is a model."""
+    judge_failed: bool = False
+    """``unscored`` because the judge itself failed (e.g. its model's request errored): such a
+    verdict is not cached, so the next run asks the judge again."""
 
     @property
     def is_refusal(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 from overrefusal import __version__
 from overrefusal.backends import Backend, backends
 from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
+from overrefusal.errors import BadInputError
 from overrefusal.judges import DEFAULT_JUDGE, Judge, JudgeItem, judges
 from overrefusal.metrics import Outcome, compute
 from overrefusal.progress import Bar
@@ -75,7 +77,18 @@ async def collect_responses(
             for task in tasks:
                 task.cancel()
             committer.flush()
-    return [found[k] for k in keys]
+    out: list[Response] = []
+    answered: set[str] = set()
+    for key, query in zip(keys, queries, strict=True):
+        response = found[key]
+        if key in pending:
+            if key in answered:  # a duplicate query: one request answered both
+                response = response.model_copy(update={"cached": True})
+            answered.add(key)
+        if response.prompt_id != query.prompt_id:  # an answer reused across prompts with the same text
+            response = response.model_copy(update={"prompt_id": query.prompt_id})
+        out.append(response)
+    return out
 
 
 def provider_verdict(response: Response) -> Verdict | None:
@@ -119,11 +132,30 @@ async def judge_responses(
             judged = await judge.judge(batch)
             if len(judged) != len(batch):
                 raise RuntimeError(f"judge {judge.name} returned {len(judged)} verdicts for {len(batch)} items")
-            store.put_verdicts(judge.key, judged)
+            # a verdict that only says the judge failed is not kept: the next run asks again
+            store.put_verdicts(judge.key, [v for v in judged if not v.judge_failed])
             for verdict in judged:
                 verdicts[verdict.response_key] = verdict
                 bar.advance(error=verdict.label == "unscored")
-    return [verdicts.get(r.key) if r.ok else None for r in responses]
+    out: list[Verdict | None] = []
+    for prompt, response in zip(prompts, responses, strict=True):
+        found = verdicts.get(response.key) if response.ok else None
+        if found is not None and found.prompt_id != prompt.id:
+            found = found.model_copy(update={"prompt_id": prompt.id})
+        out.append(found)
+    return out
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any model call when the run folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot create the output folder {folder}: {exc.strerror}; pass a writable --output-dir"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInputError(f"the output folder {folder} is not writable: pass a writable --output-dir")
 
 
 def _slug(text: str) -> str:
@@ -170,6 +202,8 @@ def run(
     base = params or GenerateParams()
     if base.max_tokens is None:
         base = base.model_copy(update={"max_tokens": model_backend.default_max_tokens})
+    if output_dir is not None:
+        _check_writable(Path(output_dir))
     own_store = store is None
     the_store = store or Store()
     try:

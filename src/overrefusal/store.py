@@ -12,11 +12,12 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from overrefusal import paths
+from overrefusal.errors import RunError
 from overrefusal.records import Response, Verdict
 
 MIGRATIONS: tuple[str, ...] = (
@@ -58,6 +59,24 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def _retry_busy(statement: Callable[[], object], seconds: float = 30.0) -> None:
+    """Run ``statement``, retrying while another process holds the lock it needs.
+
+    Switching to WAL and starting a write transaction can fail at once with "database is
+    locked" when another process opens a new store at the same moment (SQLite's busy timeout
+    does not cover every case).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """Thread-safe access to the SQLite store."""
 
@@ -66,16 +85,34 @@ class Store:
         self.path = path or paths.store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            _retry_busy(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise RunError(
+                f"cannot open the store {self.path}: {exc}; move that file away (or set OVERREFUSAL_HOME) "
+                "to start a new store"
+            ) from None
 
     def _migrate(self) -> None:
+        """Apply the missing migrations in one write transaction (safe when several processes open a new store)."""
         with self._lock:
-            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+            if int(self._db.execute("PRAGMA user_version").fetchone()[0]) >= len(MIGRATIONS):
+                return
+            _retry_busy(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            try:
+                version = int(self._db.execute("PRAGMA user_version").fetchone()[0])  # another process may have won
+                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         """Close the connection."""

@@ -42,8 +42,16 @@ class Judge(ABC):
         """Cache key of this judge configuration."""
         return content_hash({"name": self.name, "version": self.version, "config": self.config}, prefix="judge")
 
-    def verdict(self, item: JudgeItem, label: VerdictLabel, reason: str = "", raw: str | None = None) -> Verdict:
-        """Build a verdict for ``item`` signed by this judge."""
+    def verdict(
+        self,
+        item: JudgeItem,
+        label: VerdictLabel,
+        reason: str = "",
+        raw: str | None = None,
+        *,
+        judge_failed: bool = False,
+    ) -> Verdict:
+        """Build a verdict for ``item`` signed by this judge (``judge_failed``: see :class:`Verdict`)."""
         return Verdict(
             response_key=item.response.key,
             prompt_id=item.response.prompt_id,
@@ -52,6 +60,7 @@ class Judge(ABC):
             judge_version=self.version,
             reason=reason,
             raw=raw,
+            judge_failed=judge_failed,
         )
 
     @abstractmethod

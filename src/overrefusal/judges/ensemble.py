@@ -114,7 +114,8 @@ class VoteJudge(Judge):
             label, why = combine(labels, self.rule)
             self.counts[why.split(":")[0]] += 1
             detail = ", ".join(f"{m.name}={lab}" for m, lab in zip(self.members, labels, strict=True))
-            out.append(self.verdict(item, label, f"{why} ({detail})"))
+            failed = any(r[index].judge_failed for r in results)  # a retry of that member may change the vote
+            out.append(self.verdict(item, label, f"{why} ({detail})", judge_failed=failed))
         return out
 
     async def aclose(self) -> None:
@@ -176,7 +177,7 @@ class CascadeJudge(Judge):
                 v, p = scored[index]
                 self.counts[self.stages[0]] += 1
                 reason = f"stage 1 ({self.cheap.name}, p={p:.2f}): {v.reason}"
-            out.append(self.verdict(item, v.label, reason, v.raw))
+            out.append(self.verdict(item, v.label, reason, v.raw, judge_failed=v.judge_failed))
         return out
 
     async def aclose(self) -> None:

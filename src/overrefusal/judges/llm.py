@@ -200,14 +200,16 @@ class LLMJudge(Judge):
                 out.append(self._signed(item, "unscored", "empty response", None, model))
             elif not reply.ok:
                 kind = reply.error.kind if reply.error else "error"
-                out.append(self._signed(item, "unscored", f"judge error: {kind}", None, model))
+                out.append(self._signed(item, "unscored", f"judge error: {kind}", None, model, failed=True))
             else:
                 parsed = parse_label(reply.text, self.scheme)
                 out.append(self._signed(item, parsed.label, parsed.reason, reply.text, model))
         return out
 
-    def _signed(self, item: JudgeItem, label: VerdictLabel, reason: str, raw: str | None, model: str) -> Verdict:
-        verdict = self.verdict(item, label, f"[{model}] {reason}", raw)
+    def _signed(
+        self, item: JudgeItem, label: VerdictLabel, reason: str, raw: str | None, model: str, *, failed: bool = False
+    ) -> Verdict:
+        verdict = self.verdict(item, label, f"[{model}] {reason}", raw, judge_failed=failed)
         return verdict.model_copy(update={"judge_version": f"{self.version}/{self.scheme}/{model}"})
 
     async def aclose(self) -> None:
