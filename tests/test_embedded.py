@@ -83,13 +83,44 @@ def test_bad_model_inputs(tmp_path: Path) -> None:
 
     with pytest.raises(BadInputError, match="unknown embedded model"):
         EmbeddedBackend(model="gpt-9")
-    with pytest.raises(RunError, match="does not exist"):
+    with pytest.raises(BadInputError, match="does not exist"):
         EmbeddedBackend(model=str(tmp_path / "none.gguf"))
-    junk = tmp_path / "junk.gguf"
+    with pytest.raises(BadInputError, match="n_ctx must be a whole number"):
+        EmbeddedBackend(n_ctx="abc")  # type: ignore[arg-type]
+    with pytest.raises(BadInputError, match="threads must be"):
+        EmbeddedBackend(threads=0)
+    junk = tmp_path / "junk.GGUF"
     junk.write_bytes(b"not a model")
     backend = EmbeddedBackend(model=str(junk))
     with pytest.raises(RunError, match="could not load"):
         backend.complete({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+
+
+def test_own_gguf_files_with_one_name_do_not_share_the_cache(tmp_path: Path) -> None:
+    from overrefusal.backends.embedded import EmbeddedBackend
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "model.gguf").write_bytes(b"GGUF one set of weights")
+    (tmp_path / "b" / "model.gguf").write_bytes(b"GGUF other weights")
+    first = EmbeddedBackend(model=str(tmp_path / "a" / "model.gguf"))
+    second = EmbeddedBackend(model=str(tmp_path / "b" / "model.gguf"))
+    assert first.model == second.model == "model"
+    assert first.identity != second.identity
+    assert EmbeddedBackend().identity == {"backend": "embedded", "model": "qwen2.5-coder-0.5b-instruct"}
+
+
+def test_unusable_models_folder_stops_the_run_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("OVERREFUSAL_MODELS", str(blocker / "models"))
+    result = CliRunner().invoke(
+        cli, ["run", "-n", "3", "-j", "keywords", "--no-progress", "-o", str(tmp_path / "runs")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "could not prepare qwen2.5-coder-0.5b-instruct" in result.output
+    assert "OVERREFUSAL_MODELS" in result.output
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
 def test_corrupt_assembly_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

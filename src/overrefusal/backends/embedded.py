@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from overrefusal.backends import model_files
 from overrefusal.backends.base import Backend
 from overrefusal.backends.chat_format import chat_completion_response
-from overrefusal.errors import MissingDependencyError, RunError
+from overrefusal.errors import BadInputError, MissingDependencyError, RunError
 from overrefusal.records import Query, Response, ResponseError
 
 
@@ -27,6 +27,14 @@ def check_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> None:
             "this CPU lacks AVX2, which the prebuilt llama.cpp in xllamacpp needs: "
             "serve the model elsewhere and use an HTTP backend (--backend openai)"
         )
+
+
+def _usable_cores() -> int:
+    """CPU cores this process may run on (a container's limit, not the host's core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 2
 
 
 def _import_xllamacpp() -> Any:
@@ -57,19 +65,25 @@ class EmbeddedBackend(Backend):
 
     def __init__(self, model: str = "qwen", n_ctx: int = 4096, threads: int | None = None) -> None:
         """Resolve the model file; the model itself loads on first use."""
-        if model.endswith(".gguf"):
+        if not isinstance(n_ctx, int) or isinstance(n_ctx, bool) or n_ctx < 256:
+            raise BadInputError(f"embedded backend: n_ctx must be a whole number >= 256, not {n_ctx!r}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise BadInputError(f"embedded backend: threads must be a whole number >= 1, not {threads!r}")
+        self._fingerprint = ""
+        if model.lower().endswith(".gguf"):
             path = Path(model).expanduser()
             if not path.is_file():
-                raise RunError(f"model file {path} does not exist: give an existing .gguf path")
+                raise BadInputError(f"model file {path} does not exist: give an existing .gguf path")
             self._path: Path | None = path
             self._spec: model_files.ModelFile | None = None
             self._model_name = path.stem
+            self._fingerprint = model_files.fingerprint(path)
         else:
             self._spec = model_files.resolve(model)
             self._path = None
             self._model_name = self._spec.name
         self._n_ctx = n_ctx
-        self._threads = threads or os.cpu_count() or 2
+        self._threads = threads or _usable_cores()
         self._server: Any = None
         self._lock = threading.Lock()
 
@@ -78,11 +92,25 @@ class EmbeddedBackend(Backend):
         """The model name, e.g. ``qwen2.5-coder-0.5b-instruct``."""
         return self._model_name
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """Name, plus a fingerprint of the file for a user's own GGUF (two files may share a name)."""
+        identity = super().identity
+        if self._fingerprint:
+            identity["file"] = self._fingerprint
+        return identity
+
     def model_path(self) -> Path:
         """The verified GGUF path (assembled on first call)."""
         if self._path is None:
             assert self._spec is not None
-            self._path = model_files.model_path(self._spec)
+            try:
+                self._path = model_files.model_path(self._spec)
+            except OSError as exc:
+                raise RunError(
+                    f"could not prepare {self._spec.name}: {exc}; "
+                    "free disk space or point OVERREFUSAL_MODELS at a writable folder"
+                ) from exc
         return self._path
 
     def _load(self) -> Any:

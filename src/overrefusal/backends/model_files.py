@@ -61,6 +61,22 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(path: Path, window: int = 1 << 20) -> str:
+    """Cheap identity of a large file: its size and the sha256 of its first and last ``window`` bytes.
+
+    Two GGUF files that differ (other weights, another quantisation) differ there; hashing all
+    of a multi-GB file on every run would cost seconds.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(window))
+        if size > window:
+            fh.seek(max(window, size - window))
+            digest.update(fh.read(window))
+    return f"{size}:{digest.hexdigest()[:24]}"
+
+
 def _verified_marker(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
