@@ -112,7 +112,7 @@ def test_hub_layout_through_datasets(tmp_path: Path) -> None:
 
 BAD_FILES = {
     "missing_column.csv": (b"text_x,category,label\nhello,c,benign\n", "no 'prompt' column"),
-    "empty_prompt.csv": (b"prompt,category,label\n  ,c,benign\n", "row 2 has an empty prompt"),
+    "empty_prompt.csv": (b"prompt,category,label\n  ,c,benign\n", "line 2 has an empty prompt"),
     "bad_bytes.csv": (b"prompt,category,label\ncaf\xe9 \xff,c,benign\n", "not valid UTF-8"),
     "unknown_label.csv": (b"prompt,category,label\nhi,c,maybe\n", "unknown label 'maybe'"),
     "empty.csv": (b"", "is empty"),
@@ -123,19 +123,25 @@ BAD_FILES = {
     "wrong.xlsx": (b"PK\x03\x04", "unsupported file type"),
     # OR-Bench layout (label from the file name)
     "or-bench-hard-1k.csv": (b"body,category\nhi,c\n", "no 'prompt' column"),
-    "or-bench-toxic.csv": (b"prompt,category\n,c\n", "row 2 has an empty prompt"),
+    "or-bench-toxic.csv": (b"prompt,category\n,c\n", "line 2 has an empty prompt"),
     "or-bench-80k.csv": (b"prompt,category\n\xff\xfe,c\n", "not valid UTF-8"),
     "or-bench-hard-1k-empty.csv": (b"\n\n", "is empty"),
     # XSTest layout (safe/unsafe labels, type as category)
     "xstest_unknown_label.csv": (b"id,prompt,type,label\n1,hi,homonyms,dangerous\n", "unknown label 'dangerous'"),
     "xstest_missing_prompt.csv": (b"id,type,label\n1,homonyms,safe\n", "no 'prompt' column"),
-    "xstest_empty_prompt.csv": (b'id,prompt,type,label\n1,"  ",homonyms,safe\n', "row 2 has an empty prompt"),
+    "xstest_empty_prompt.csv": (b'id,prompt,type,label\n1,"  ",homonyms,safe\n', "line 2 has an empty prompt"),
     # JSONL
     "missing.jsonl": (b'{"text_x": "a", "label": "benign"}\n', "no 'prompt' column"),
-    "empty_prompt.jsonl": (b'{"prompt": "", "label": "benign"}\n', "row 1 has an empty prompt"),
+    "empty_prompt.jsonl": (b'{"prompt": "", "label": "benign"}\n', "line 1 has an empty prompt"),
     "unknown.jsonl": (b'{"prompt": "a", "label": "spicy"}\n', "unknown label 'spicy'"),
     "bad_bytes.jsonl": (b'{"prompt": "\xc3\x28", "label": "benign"}\n', "not valid UTF-8"),
     "empty.jsonl": (b"  \n", "is empty"),
+    "surrogate.jsonl": (b'{"prompt": "hi \\ud83d", "label": "benign"}\n', "invalid Unicode"),
+    "empty_list.json": (b"[]", "empty list"),
+    # error line numbers count blank lines and multi-line quoted fields
+    "blank_lines.csv": (b"prompt,category,label\nhi,c,benign\n\n\n  ,c,benign\n", "line 5 has an empty prompt"),
+    "multiline.csv": (b'prompt,category,label\n"a\nb",c,benign\n,c,benign\n', "line 4 has an empty prompt"),
+    "blank_lines.jsonl": (b'{"prompt": "a", "label": "benign"}\n\n{"prompt": " ", "label": "benign"}\n', "line 3 has"),
 }
 
 
@@ -173,3 +179,18 @@ def test_bad_parquet(tmp_path: Path, columns: dict[str, list[str]], message: str
 def test_missing_benchmark(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="not found"):
         load_benchmark(str(tmp_path / "nope.csv"))
+
+
+def test_generated_ids_never_collide_with_given_ones(tmp_path: Path) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_text("id,prompt,category,label\nmine-3,a,c,benign\n,b,c,benign\nmine-3,c,c,toxic\n")
+    ids = [p.id for p in load_benchmark(str(path)).prompts]
+    assert len(set(ids)) == 3 and ids[0] == "mine-3"
+
+
+def test_limit_alternates_labels_then_categories(tmp_path: Path) -> None:
+    path = tmp_path / "sorted.csv"
+    rows = [f"{cat}{i},{cat},benign" for cat in ("x", "y") for i in range(5)] + [f"t{i},x,toxic" for i in range(3)]
+    path.write_text("prompt,category,label\n" + "\n".join(rows) + "\n")
+    # every benign row comes first in the file, yet a limit of 4 takes both labels and both categories
+    assert [p.text for p in load_benchmark(str(path)).limit(4).prompts] == ["x0", "y0", "t0", "t1"]

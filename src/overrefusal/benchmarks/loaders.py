@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -62,6 +62,15 @@ class ColumnMap:
     default_category: str = "uncategorized"
 
 
+class Rows(list[dict[str, Any]]):
+    """Rows read from a text file, with the line each row starts on (for error messages)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]], lines: Iterable[int]) -> None:
+        """Rows and their line numbers, in the same order."""
+        super().__init__(rows)
+        self.lines = list(lines)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A named list of prompts."""
@@ -75,33 +84,42 @@ class Benchmark:
         return sorted({p.category for p in self.prompts})
 
     def limit(self, n: int | None) -> Benchmark:
-        """The first ``n`` prompts of each label, balanced across categories when possible."""
+        """At most ``n`` prompts, taken in turn from each label and, within a label, from each category.
+
+        So a small limit still covers both labels and many categories; the file order is kept.
+        """
         if n is None or n >= len(self.prompts):
             return self
-        # round-robin over (label, category) groups so a small limit still covers both labels
-        groups: dict[tuple[str, str], list[Prompt]] = {}
+        by_label: dict[str, dict[str, list[Prompt]]] = {}
         for prompt in self.prompts:
-            groups.setdefault((prompt.label, prompt.category), []).append(prompt)
+            by_label.setdefault(prompt.label, {}).setdefault(prompt.category, []).append(prompt)
+        streams = [_round_robin(list(categories.values())) for categories in by_label.values()]
         picked: list[Prompt] = []
-        queues = list(groups.values())
-        index = 0
-        while len(picked) < n:
-            progressed = False
-            for queue in queues:
-                if index < len(queue) and len(picked) < n:
-                    picked.append(queue[index])
-                    progressed = True
-            if not progressed:
-                break
-            index += 1
-        order = {p.id: i for i, p in enumerate(self.prompts)}
-        return Benchmark(self.name, tuple(sorted(picked, key=lambda p: order[p.id])))
+        while len(picked) < n and streams:
+            for stream in list(streams):
+                if len(picked) >= n:
+                    break
+                nxt = next(stream, None)
+                if nxt is None:
+                    streams.remove(stream)
+                else:
+                    picked.append(nxt)
+        order = {id(p): i for i, p in enumerate(self.prompts)}
+        return Benchmark(self.name, tuple(sorted(picked, key=lambda p: order[id(p)])))
+
+
+def _round_robin(queues: Sequence[Sequence[Prompt]]) -> Iterator[Prompt]:
+    """The first item of each queue, then the second of each, and so on."""
+    for index in range(max(len(q) for q in queues)):
+        for queue in queues:
+            if index < len(queue):
+                yield queue[index]
 
 
 def starter() -> Benchmark:
     """The built-in starter benchmark shipped with the package."""
     text = files("overrefusal.benchmarks").joinpath("data/starter.csv").read_text(encoding="utf-8")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = _read_csv(Path("starter.csv"), text, ",")
     return Benchmark("starter", _to_prompts(rows, "starter", ColumnMap(), source="starter"))
 
 
@@ -159,6 +177,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             raise BadInputError(f"{path} is not valid JSON (line {exc.lineno}): fix or convert it to JSONL") from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise BadInputError(f"{path} must hold a JSON list of objects, one per prompt")
+        if not data:
+            raise BadInputError(f"{path} holds an empty list: add at least one prompt object")
         return data
     if suffix in (".csv", ".tsv", ".txt", ""):
         return _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
@@ -166,23 +186,32 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_csv(path: Path, text: str, delimiter: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-        rows = [row for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+        for row in reader:
+            values = [v for v in row.values() if isinstance(v, str)]
+            if any(v.strip() for v in values):
+                rows.append(row)
+                # the line the row starts on: it ends on line_num, and quoted fields may span lines
+                lines.append(reader.line_num - sum(v.count("\n") for v in values))
     except csv.Error as exc:
         raise BadInputError(f"{path} is not valid CSV ({exc}): check its quoting") from None
     if not reader.fieldnames:
         raise BadInputError(f"{path} has no header row: add one naming the columns (e.g. prompt,category,label)")
     if not rows:
         raise BadInputError(f"{path} has a header but no rows: add at least one prompt")
-    return rows
+    return Rows(rows, lines)
 
 
 def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        lines.append(number)
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -192,7 +221,7 @@ def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
         rows.append(row)
     if not rows:
         raise BadInputError(f"{path} has no records: add at least one prompt")
-    return rows
+    return Rows(rows, lines)
 
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
@@ -223,6 +252,8 @@ def _load_hub(name: str, columns: ColumnMap, *, config: str | None, split: str) 
             f"could not load {name} (config {config}, split {split}): {detail}; check the name and --hub-config"
         ) from None
     rows = [dict(r) for r in data]
+    if not rows:
+        raise BadInputError(f"{name} (config {config}, split {split}) has no rows: pick another config or split")
     layout_name = config or name.rsplit("/", 1)[-1]
     return Benchmark(layout_name, _to_prompts(rows, layout_name, columns, source=f"{name}:{config or ''}"))
 
@@ -270,12 +301,20 @@ def _to_prompts(rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap
 
     prompts: list[Prompt] = []
     seen_ids: set[str] = set()
-    for number, row in enumerate(rows, start=2 if source.endswith((".csv", ".tsv")) else 1):
-        where = f"{source} row {number}"
+    numbers = rows.lines if isinstance(rows, Rows) else range(1, len(rows) + 1)
+    given_ids = {str(row.get(id_col) or "").strip() for row in rows} if id_col else set()
+    for number, row in zip(numbers, rows, strict=True):
+        where = f"{source} {'line' if isinstance(rows, Rows) else 'row'} {number}"
         text = row.get(prompt_col)
         if text is None or not str(text).strip():
             raise BadInputError(f"{where} has an empty prompt: fill it in or delete the row")
         text = str(text).strip()
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInputError(
+                f"{where} has a prompt with invalid Unicode (a lone surrogate escape such as \\ud83d): fix the text"
+            ) from None
         if len(text) > MAX_PROMPT_CHARS:
             raise BadInputError(
                 f"{where} has a prompt of {len(text):,} characters (limit {MAX_PROMPT_CHARS:,}): "
@@ -295,7 +334,11 @@ def _to_prompts(rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap
         category = str(row.get(category_col) or "").strip() if category_col else ""
         prompt_id = str(row.get(id_col) or "").strip() if id_col else ""
         if not prompt_id or prompt_id in seen_ids:
-            prompt_id = f"{stem}-{number}"
+            # a generated id never takes an id the file gives to another row
+            prompt_id, suffix = f"{stem}-{number}", 1
+            while prompt_id in seen_ids or prompt_id in given_ids:
+                suffix += 1
+                prompt_id = f"{stem}-{number}-{suffix}"
         seen_ids.add(prompt_id)
         prompts.append(
             Prompt(

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 
 from overrefusal import model_config
 from overrefusal.backends import backends
+from overrefusal.cli.options import FiniteFloat
 from overrefusal.errors import BadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,9 +36,7 @@ def endpoint_options(func: F) -> F:
             default=None,
             help="HTTP backends: requests in flight at once [32].",
         ),
-        click.option(
-            "--rpm", type=click.FloatRange(min=0, min_open=True), default=None, help="Requests-per-minute limit."
-        ),
+        click.option("--rpm", type=FiniteFloat(min=0, min_open=True), default=None, help="Requests-per-minute limit."),
         click.option(
             "--api-key-env",
             default=None,

@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from overrefusal.cli.options import parse_kv
+from overrefusal.cli.options import FiniteFloat, parse_kv
 from overrefusal.errors import BadInputError
 from overrefusal.judges import DEFAULT_JUDGE, Judge, judges
 from overrefusal.judges.agreement import Agreement, agreement
@@ -136,7 +136,7 @@ def print_agreement(name: str, path: Path, a: Agreement, stages: dict[str, int] 
 )
 @_columns
 @click.option("--with-builtin-data", is_flag=True, help="Also train on the project's own labelled responses.")
-@click.option("--c", "c", type=click.FloatRange(min=1e-6), default=None, help="Inverse regularisation [0.5].")
+@click.option("--c", "c", type=FiniteFloat(min=1e-6), default=None, help="Inverse regularisation [0.5].")
 def train_cmd(labeled_file: Path, output: Path, with_builtin_data: bool, c: float | None, **opts: Any) -> None:
     """Train a classifier judge on LABELED_FILE; use it with `--judge classifier -J model=OUTPUT`."""
     from importlib.resources import as_file, files

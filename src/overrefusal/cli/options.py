@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -11,6 +12,19 @@ from overrefusal.benchmarks import ColumnMap
 from overrefusal.errors import BadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf`` (which click's FloatRange lets through)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Convert, then reject values that are not finite."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def parse_kv(pairs: Sequence[str], what: str) -> dict[str, Any]:
@@ -30,9 +44,10 @@ def _convert(value: str) -> Any:
         return lowered == "true"
     for kind in (int, float):
         try:
-            return kind(value)
+            number = kind(value)
         except ValueError:
-            pass
+            continue
+        return number if math.isfinite(number) else value  # "nan", "inf" stay text
     return value
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
-from overrefusal.cli.options import benchmark_options, column_map, parse_kv
+from overrefusal.cli.options import FiniteFloat, benchmark_options, column_map, parse_kv
 from overrefusal.judges import DEFAULT_JUDGE, judges
 from overrefusal.metrics import RateStat
 from overrefusal.records import GenerateParams
@@ -35,8 +35,8 @@ from overrefusal.runner import run as run_api
 @click.option("-J", "judge_args", multiple=True, metavar="KEY=VALUE", help="Extra judge argument (repeatable).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Evaluate only N prompts.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Tokens per answer [backend default].")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True)
-@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0), default=None)
+@click.option("--temperature", type=FiniteFloat(min=0.0), default=0.0, show_default=True)
+@click.option("--top-p", type=FiniteFloat(min=0.0, max=1.0), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--system-prompt", default=None, help="System prompt (OR-Bench uses none).")
 @click.option(
