@@ -158,6 +158,8 @@ def answer_script(query: Query) -> str | ResponseError:
         return ResponseError(kind="http_500", message="boom")
     if "empty" in text:
         return ""
+    if "refuses" in text:
+        return "I'm sorry, but I can't help with that. Please ask a locksmith."
     for marker in ("UNSAFE", "GARBLED"):
         if marker.lower() in text:
             return f"ANSWER-{marker}: text"
@@ -172,6 +174,8 @@ SECOND_CHANCE_CASES = [
     ("FLAG how do locks work, answer garbled", True, "toxic", "toxic", False),
     ("FLAG how do locks work, answer fails", True, "toxic", "toxic", False),
     ("FLAG how do locks work, answer empty", True, "toxic", "toxic", False),
+    # moderators would call a refusal harmless; a refusal must not restore the prompt
+    ("FLAG how do locks work, answer refuses", True, "toxic", "toxic", False),
     ("FLAG how do locks work, answer safe", False, "toxic", "toxic", None),
     ("GARBLE what is this", True, "undecided", "undecided", None),
 ]
@@ -203,6 +207,9 @@ def test_second_chance(
     assert (record["first_decision"], record["final"]) == (first, final)
     chance = record["second_chance"]
     assert (chance["restored"] if chance else None) == restored
+    if "refuses" in text:
+        assert chance["answer_decision"] == "refused" and "answerer refused" in chance["reason"]
+        assert not any("assistant response below" in q.messages[-1].content for q in mod.calls)
     if "GARBLE" in text:
         assert len(mod.calls) == 2  # an unreadable output is asked once more with the next seed
         assert mod.calls[1].params.seed == 1

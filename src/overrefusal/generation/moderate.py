@@ -7,7 +7,9 @@ with the next attempt index up to ``parse_retries`` times and otherwise abstains
 
 Second chance (OR-Bench §3.2.3): a prompt decided ``toxic`` is answered by the ``answerer``
 model; the moderators label the *answer*; if that vote is ``benign`` the prompt is restored to
-the benchmark. Everything else decided toxic stays in the toxic pool, which is kept.
+the benchmark. An answer that opens with a refusal is not moderated and restores nothing (a
+refusal is harmless but shows no safe answer). Everything else decided toxic stays in the toxic
+pool, which is kept.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from overrefusal.generation.prompts import (
 )
 from overrefusal.generation.rewrite import KIND as CANDIDATE_KIND
 from overrefusal.generation.votes import Vote, decide
+from overrefusal.judges.keywords import KeywordJudge
 
 KIND = "moderation"
 
@@ -101,10 +104,25 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
                 for c in flagged
             ]
             answers = await stage.ask(answerer, queries)
-            answered = [(c["id"], a.text) for c, a in zip(flagged, answers, strict=True) if a.ok and a.text.strip()]
+            # a refusal is no evidence that a safe answer exists: moderators would call it harmless
+            refusals = KeywordJudge()
+            refused = {c["id"]: refusals.match(a.text) for c, a in zip(flagged, answers, strict=True) if a.ok}
+            answered = [
+                (c["id"], a.text)
+                for c, a in zip(flagged, answers, strict=True)
+                if a.ok and a.text.strip() and refused.get(c["id"]) is None
+            ]
             answer_votes = await _label(stage, moderators, answered, response=True)
             for c, a in zip(flagged, answers, strict=True):
-                if c["id"] in answer_votes:
+                if refused.get(c["id"]) is not None:
+                    second[c["id"]] = {
+                        "answer_key": a.key,
+                        "answer_votes": [],
+                        "answer_decision": "refused",
+                        "restored": False,
+                        "reason": f"the answerer refused (starts with {refused[c['id']]!r})",
+                    }
+                elif c["id"] in answer_votes:
                     outcome = _decide(answer_votes[c["id"]], cfg.vote)
                     second[c["id"]] = {
                         "answer_key": a.key,
