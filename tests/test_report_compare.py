@@ -142,6 +142,10 @@ def test_cli_report_writes_page_and_rejects_bad_folders(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "x.html")])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and bad.output.startswith("error: ")
     assert not (tmp_path / "x.html").exists()
+    (tmp_path / "afile").write_text("x")
+    unwritable = CliRunner().invoke(cli, ["report", *runs, "-o", str(tmp_path / "afile" / "x.html")])
+    assert unwritable.exit_code == 2 and unwritable.output.count("\n") == 1
+    assert "cannot write the report" in unwritable.output
 
 
 def test_write_report_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

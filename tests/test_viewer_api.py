@@ -64,8 +64,9 @@ async def test_filters_and_paging(server: tuple[str, str, Path]) -> None:
     assert isinstance(disagree, dict) and disagree["total"] > 0
     for row in disagree["rows"]:
         assert row["verdict"] == "compliance" and row["keyword"] == "full_refusal"
-    status, _, _ = await _get(f"{base}/api/rows?offset=-1")
-    assert status == 400
+    for bad in ("-1", "%C2%B2", "1e3"):  # negative, a superscript digit, not an integer
+        status, _, _ = await _get(f"{base}/api/rows?offset={bad}")
+        assert status == 400, bad
 
 
 async def test_relabel_round_trips_to_gold_file(server: tuple[str, str, Path]) -> None:
@@ -97,12 +98,26 @@ async def test_relabel_round_trips_to_gold_file(server: tuple[str, str, Path]) -
 
 def test_gold_file_keeps_other_rows_and_reloads(runs: list[Path], tmp_path: Path) -> None:
     gold = tmp_path / "gold.csv"
-    gold.write_text("id,type,prompt,completion,final_label\nv2-1,homonyms,p,c,2_full_refusal\n", encoding="utf-8")
+    # an XSTest completions file: two models' responses share an id, and annotator columns
+    header = "id,type,prompt,completion,annotation_1,annotation_2,agreement,final_label\n"
+    xstest = 'v2-1,homonyms,p,"c, one",1_full_compliance,1_full_compliance,True,1_full_compliance\n'
+    xstest += "v2-1,homonyms,p,c two,2_full_refusal,3_partial_refusal,False,2_full_refusal\n"
+    gold.write_text(header + xstest, encoding="utf-8")
     data = ViewerData(load_runs(runs), GoldFile(gold))
     data.relabel(5, "3_partial_refusal")
+    data.relabel(5, "2_full_refusal")  # a second relabel replaces the first
     again = ViewerData(load_runs(runs), GoldFile(gold))
-    assert again.rows[5].gold == "3_partial_refusal"
-    assert [r.id for r in again.gold.rows.values()] == ["v2-1", again.rows[5].prompt_id]
+    assert again.rows[5].gold == "2_full_refusal"
+    with gold.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == [*header.strip().split(","), "model", "response_key"]
+    assert [(r["id"], r["completion"], r["annotation_2"]) for r in rows[:2]] == [
+        ("v2-1", "c, one", "1_full_compliance"),
+        ("v2-1", "c two", "3_partial_refusal"),
+    ]
+    assert len(rows) == 3 and rows[2]["response_key"] == again.rows[5].response_key
+    assert rows[2]["final_label"] == "2_full_refusal" and rows[2]["annotation_1"] == ""
 
 
 async def test_relabel_refuses_cross_site_and_bad_requests(server: tuple[str, str, Path]) -> None:
@@ -175,3 +190,20 @@ def test_cli_view_rejects_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(cli, ["view", str(tmp_path)])
     assert result.exit_code == 2 and result.output.startswith("error: ") and "not a run folder" in result.output
+
+
+def test_cli_view_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from overrefusal.cli import cli
+
+    run = make_run(tmp_path, "alpha")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["view", str(run), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output

@@ -500,5 +500,11 @@ def write_report(
 ) -> Comparison:
     """Compare ``runs`` and write the page to ``output`` atomically; return the comparison."""
     comp = compare(runs, pair=pair, x_benchmark=x_benchmark, on_run=on_run)
-    write_atomic(output, render_comparison(comp))
+    page = render_comparison(comp)
+    try:
+        write_atomic(output, page)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot write the report to {output} ({exc.strerror or exc}): pass a writable -o path"
+        ) from None
     return comp

@@ -35,19 +35,22 @@ class GoldRow:
     model: str = ""
     response_key: str = ""
 
-    @property
-    def key(self) -> str:
-        """Identity of the labelled response: its response key, else (model, prompt id)."""
-        return self.response_key or f"{self.model}\x00{self.id}"
-
 
 class GoldFile:
-    """The gold file's rows in memory, in file order; :meth:`set` rewrites the whole file atomically."""
+    """The gold file's rows in memory, in file order; :meth:`set` rewrites the whole file atomically.
+
+    Rows of an existing file are kept as they are, with all their columns (an XSTest file's
+    annotator columns, say): only rows carrying one of our ``response_key`` values are ever
+    replaced, and rows without one are never merged, even when they share an ``id``.
+    """
 
     def __init__(self, path: Path) -> None:
-        """Read ``path`` when it exists (rows of other runs are kept as they are)."""
+        """Read ``path`` when it exists."""
         self.path = path
-        self.rows: dict[str, GoldRow] = {}
+        self.fieldnames: list[str] = list(COLUMNS)
+        self.lines: list[dict[str, str]] = []
+        self._ours: dict[str, int] = {}
+        """Response key -> index in :attr:`lines`."""
         if path.exists():
             self._read()
 
@@ -55,30 +58,45 @@ class GoldFile:
         try:
             with self.path.open(encoding="utf-8", newline="") as handle:
                 reader = csv.DictReader(handle)
-                missing = {"id", "prompt", "completion", "final_label"} - set(reader.fieldnames or ())
+                fields = [f for f in (reader.fieldnames or ()) if f is not None]
+                missing = {"id", "prompt", "completion", "final_label"} - set(fields)
                 if missing:
                     raise BadInputError(
                         f"gold file {self.path} lacks columns {sorted(missing)}: give a file in the XSTest "
                         "completions layout (id,type,prompt,completion,final_label) or a new path"
                     )
+                self.fieldnames = fields + [c for c in COLUMNS if c not in fields]
                 for line in reader:
-                    row = GoldRow(**{c: line.get(c) or "" for c in COLUMNS})
-                    self.rows[row.key] = row
+                    self._add({k: v or "" for k, v in line.items() if isinstance(k, str) and isinstance(v, str)})
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise BadInputError(f"cannot read gold file {self.path}: {exc}; give a UTF-8 CSV or a new path") from exc
 
+    def _add(self, line: dict[str, str]) -> None:
+        key = line.get("response_key", "")
+        if key and key in self._ours:
+            self.lines[self._ours[key]] = line
+            return
+        if key:
+            self._ours[key] = len(self.lines)
+        self.lines.append(line)
+
     def get(self, key: str) -> GoldRow | None:
         """The label of a response key, if any."""
-        return self.rows.get(key)
+        index = self._ours.get(key)
+        if index is None:
+            return None
+        return GoldRow(**{c: self.lines[index].get(c, "") for c in COLUMNS})
 
     def set(self, row: GoldRow) -> None:
         """Add or replace a label and rewrite the file (temporary file + ``os.replace``)."""
         if row.final_label not in GOLD_LABELS:
             raise BadInputError(f"final_label {row.final_label!r} is not one of {', '.join(GOLD_LABELS)}")
-        self.rows[row.key] = row
+        if not row.response_key:
+            raise BadInputError("a relabel needs the response key of the labelled response")
+        old = self.lines[self._ours[row.response_key]] if row.response_key in self._ours else {}
+        self._add({**old, **{c: getattr(row, c) for c in COLUMNS}})
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for r in self.rows.values():
-            writer.writerow([r.id, r.type, r.prompt, r.completion, r.final_label, r.model, r.response_key])
+        writer = csv.DictWriter(buffer, fieldnames=self.fieldnames, lineterminator="\n", restval="")
+        writer.writeheader()
+        writer.writerows(self.lines)
         write_atomic(self.path, buffer.getvalue())

@@ -17,6 +17,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
+from overrefusal.errors import BadInputError
 from overrefusal.viewer.data import ViewerData
 from overrefusal.viewer.gold import GOLD_LABELS
 
@@ -71,7 +72,7 @@ def _int(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name, "")
     if not raw:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is true
         raise web.HTTPBadRequest(text=f"{name} must be a non-negative integer\n")
     return int(raw)
 
@@ -146,7 +147,14 @@ async def start(app: web.Application, host: str = "127.0.0.1", port: int = 0) ->
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise BadInputError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port (0 takes a free one) "
+            "or a --host of this machine"
+        ) from None
     bound = runner.addresses[0][1]
     allow_hosts(app, host, bound)
     return runner, int(bound)
