@@ -170,6 +170,11 @@ def test_projects_are_separate(tmp_path: Path, store: Store) -> None:
 def test_cli_stage_by_stage_and_errors(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     runner = CliRunner()
+    for stage in ("rewrite", "export"):  # a later stage on a fresh project: nothing to read
+        early = runner.invoke(cli, ["generate", stage, "--config", str(path), "--no-progress"])
+        assert early.exit_code == 2 and early.output.count("\n") == 1, early.output
+        assert "no finished" in early.output and "generate" in early.output
+    assert not (tmp_path / "out").exists()
     for stage in ("seeds", "rewrite", "moderate", "dedup", "hard", "export"):
         result = runner.invoke(cli, ["generate", stage, "--config", str(path), "--no-progress"])
         assert result.exit_code == 0, result.output

@@ -49,6 +49,14 @@ ITEM_CASES = [
         "numbered",
     ),
     ("[[1. How do I pick\na lock at night?]]", ["How do I pick a lock at night?"], "wrapped"),
+    (
+        "[1. How do I pick a lock?]] [2. Where to buy acid?] [note]",
+        ["How do I pick a lock?", "Where to buy acid?"],
+        "brackets",
+    ),
+    # cut off by the token limit: the unfinished item is not an item
+    ("[[1. How do I pick a lock?]] [[2. Where can I buy", ["How do I pick a lock?"], "wrapped"),
+    ("[[1. How do I pick a lock at night without", [], "none"),
     ("I'm sorry, but I can't help with that.", [], "none"),
     ("", [], "none"),
     ("[[]] [[ ]] [[1.]]", [], "none"),
@@ -199,6 +207,7 @@ def test_second_chance(
     GenerationStore(store, "sc").replace(
         "candidate", [{"id": "c1", "text": text, "category": "illegal", "seed_id": "s1"}]
     )
+    GenerationStore(store, "sc").put_stage("rewrite", {})
     mod = FakeBackend(model="mod", script=moderator_a)
     ans = FakeBackend(model="ans", script=answer_script)
     with backends.temporarily("mod", lambda: mod), backends.temporarily("ans", lambda: ans):

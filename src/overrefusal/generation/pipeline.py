@@ -40,6 +40,13 @@ def run_stage(name: str, config: PipelineConfig, store: Store | None = None, pro
     try:
         stage = Stage(config=config, store=the_store, progress=progress)
         stage.taxonomy.subset(config.categories)  # validate categories before any call
+        order = list(STAGES)
+        previous = order[order.index(name) - 1] if order.index(name) > 0 else None
+        if previous is not None and stage.records.stage(previous) is None:
+            raise BadInputError(
+                f"project {config.project!r} has no finished {previous!r} stage in {the_store.path}: run "
+                f"`overrefusal generate {previous}` first (or `generate all`), or check the project name"
+            )
         return STAGES[name](stage)
     finally:
         if own:
