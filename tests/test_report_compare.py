@@ -82,7 +82,15 @@ def test_comparison_groups_models_and_tests_pairs(tmp_path: Path) -> None:
     assert [m.model for m in comp.models] == ["alpha", "beta", "gamma"]
     assert comp.benchmarks == ["starter", "or-bench-hard-1k"] and is_hard("or-bench-hard-1k")
     alpha = comp.models[0]
-    assert alpha.over_refusal is not None and alpha.over_refusal.scored == 80
+    # the pooled rate leaves the hard set out (its prompts repeat those of a full set)
+    assert alpha.over_refusal is not None and alpha.over_refusal.scored == 40
+    assert alpha.over_refusal == alpha.benign_by_benchmark["starter"]
+    assert alpha.benign_by_benchmark["or-bench-hard-1k"].scored == 40
+    # alpha has a hard run the others lack: the page says so
+    assert len(comp.notes) == 1 and "not run on the same benchmarks" in comp.notes[0]
+    assert "not run on the same benchmarks" in render_comparison(comp)
+    same = compare(load_runs(_runs(tmp_path / "same")[:3]))
+    assert same.notes == []
     assert comp.models[1].errors == 3
     # 3 pairs x (benign, toxic)
     assert len(comp.mcnemar) == 6

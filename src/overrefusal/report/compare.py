@@ -144,6 +144,8 @@ class Comparison:
     mcnemar: list[McNemar]
     examples: list[Example]
     example_pair: tuple[str, str] | None
+    notes: list[str] = field(default_factory=list)
+    """Cautions shown above the leaderboard (e.g. models run on different benchmarks)."""
 
 
 def _scipy_stats() -> Any:
@@ -195,13 +197,17 @@ def aggregate(runs: Sequence[RunFolder], on_run: Callable[[], None] | None = Non
         agg = ModelAgg(model=model, runs=group)
         for run in group:
             agg.benign_by_benchmark[run.benchmark] = run.summary.metrics.over_refusal
-        agg.over_refusal = pool([r.summary.metrics.over_refusal for r in group])
+        # hard sets repeat prompts of their full set (OR-Bench-Hard-1k comes from OR-Bench-80K): pooling
+        # them in would count prompts twice and make models with an extra hard run look worse
+        main = [r for r in group if not is_hard(r.benchmark)] or group
+        agg.over_refusal = pool([r.summary.metrics.over_refusal for r in main])
         agg.toxic_refusal = pool([r.summary.metrics.toxic_refusal for r in group])
         per_cat: dict[str, tuple[list[RateStat], list[RateStat]]] = {}
         for run in group:
             for c in run.summary.metrics.categories:
                 benign, toxic = per_cat.setdefault(c.category, ([], []))
-                benign.append(c.benign)
+                if run in main:
+                    benign.append(c.benign)
                 toxic.append(c.toxic)
         agg.categories = {c: (pool(b), pool(t)) for c, (b, t) in sorted(per_cat.items())}
         _stream_outcomes(agg, on_run)
@@ -309,6 +315,14 @@ def compare(
     benchmarks = sorted({b for m in models for b in m.benign_by_benchmark}, key=lambda b: (is_hard(b), b))
     if x_benchmark is not None and x_benchmark not in benchmarks:
         raise BadInputError(f"--x-benchmark {x_benchmark!r} is not among the runs' benchmarks: {benchmarks}")
+    notes = []
+    sets = {m.model: tuple(sorted(r.benchmark for r in m.runs)) for m in models}
+    if len(set(sets.values())) > 1:
+        listed = "; ".join(f"{name}: {', '.join(bench)}" for name, bench in sets.items())
+        notes.append(
+            f"The models were not run on the same benchmarks ({listed}): their pooled rates come from different "
+            "prompts. Compare the per-benchmark columns, or draw the scatter with --x-benchmark NAME."
+        )
     tests = [mcnemar(a, b, label) for a, b in pairs for label in ("benign", "toxic")]
     examples = _examples(pairs[0][0], pairs[0][1], EXAMPLES) if pairs else []
     return Comparison(
@@ -320,6 +334,7 @@ def compare(
         mcnemar=tests,
         examples=examples,
         example_pair=(pairs[0][0].model, pairs[0][1].model) if pairs else None,
+        notes=notes,
     )
 
 
@@ -366,7 +381,7 @@ def figures(comp: Comparison) -> dict[str, Any]:
     x_title = (
         f"over-refusal rate on {_label(comp.x_benchmark)} (lower is better)"
         if comp.x_benchmark
-        else "over-refusal rate, all benign prompts (lower is better)"
+        else "over-refusal rate, pooled benign sets (lower is better)"
     )
     scatter = go.Figure()
     scatter.add_trace(
