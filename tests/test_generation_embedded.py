@@ -23,8 +23,8 @@ def test_generate_all_with_the_embedded_model(tmp_path: Path) -> None:
         "categories": ["illegal"],
         "generator": model,
         "seeds": {"per_category": 1, "batch_size": 2, "max_calls_per_category": 2, "max_tokens": 64},
-        "rewrite": {"per_seed": 2, "max_tokens": 80, "retries": 0},
-        "moderate": {"moderators": [model], "max_tokens": 48, "parse_retries": 0},
+        "rewrite": {"per_seed": 2, "max_tokens": 200, "retries": 1},
+        "moderate": {"moderators": [model], "max_tokens": 96, "parse_retries": 1},
         "hard": {"panel": [model], "min_refusals": 1, "size": 2, "toxic_size": 2, "max_tokens": 24},
         "export": {"output_dir": "out", "formats": ["csv"]},
     }
@@ -37,6 +37,15 @@ def test_generate_all_with_the_embedded_model(tmp_path: Path) -> None:
     seeds_usage = sheet["stages"]["seeds"]["usage"]
     assert seeds_usage["requests_sent"] >= 1 and seeds_usage["completion_tokens"] > 0
     assert sheet["stages"]["seeds"]["models"]["generator"]["model"] == "qwen2.5-coder-0.5b-instruct"
+    # every stage had something to work on: candidates were written, all moderated, dedup ran on them
+    counts = sheet["counts"]
+    candidates = sum(counts["candidates"].values())
+    assert candidates >= 1, counts
+    moderated = sum(sum(counts[k].values()) for k in ("moderated_benign", "moderated_toxic", "moderated_undecided"))
+    assert moderated == candidates, counts
+    assert sheet["stages"]["moderate"]["usage"]["requests_sent"] >= candidates
+    exported = sum(sum(counts[k].values()) for k in ("export_benign", "export_toxic-all"))
+    assert exported >= 1, counts  # dedup and export had records to pass on
     with (tmp_path / "out" / "tiny-benign.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert all(r["category"] == "illegal" and r["prompt"] for r in rows)

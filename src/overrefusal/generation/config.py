@@ -71,7 +71,7 @@ class ModerateConfig(_Section):
     max_tokens: int = Field(default=1024, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     parse_retries: int = Field(default=1, ge=0)
-    """Extra calls (with another seed) for a moderator output without a readable tag."""
+    """Extra calls for a moderator output without a readable tag (another seed, and a reminder to end with the tag)."""
     second_chance: SecondChanceConfig | None = None
 
 

@@ -51,7 +51,7 @@ async def _label(
             queries = [
                 user_query(
                     f"moderate-{tag}:{item_id}:{index}:{attempt}",
-                    moderation_prompt(text, taxonomy, response=response),
+                    moderation_prompt(text, taxonomy, response=response, reminder=attempt > 0),
                     temperature=cfg.temperature,
                     max_tokens=cfg.max_tokens,
                     seed=attempt,

@@ -1,7 +1,9 @@
 """Parse generator and moderator output: wrapped items ``[[...]]`` with fallbacks, and moderation tags.
 
 Generators are asked to wrap each item as ``[[1. item]]``. Models do not always obey, so the
-parser falls back, in order, to ``«item»`` and then to numbered lines (``1. item``, ``2) item``).
+parser falls back, in order, to ``«item»``, to numbered single brackets (``[1. item]``) and then
+to numbered lines (``1. item``, ``2) item``). An item cut off by the token limit (no closing
+bracket) is dropped: half a prompt is not a prompt.
 Numbering, surrounding quotes and whitespace are stripped; junk (placeholders, too-short items)
 is dropped.
 """
@@ -14,13 +16,15 @@ from typing import Literal
 
 WRAPPED = re.compile(r"\[\[(.+?)\]\]", re.DOTALL)
 GUILLEMETS = re.compile(r"«(.+?)»", re.DOTALL)
+SINGLE_BRACKETS = re.compile(r"(?<!\[)\[(\d{1,3}\s*[.)]\s+[^\[\]]+?)\]")
+"""``[1. item]`` (or ``[1. item]]``): what small models often write instead of double brackets."""
 NUMBERED_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\(?\d{1,3}\s*[.):]\s+(.+?)\s*$", re.MULTILINE)
 LEADING_NUMBER = re.compile(r"^\s*(?:[-*•]\s*)?\(?\d{1,3}\s*[.):-]\s*")
 QUOTES = "\"'“”‘’`"
 PLACEHOLDERS = frozenset({"here is prompt", "prompt", "here is the prompt", "...", "…"})
 MIN_CHARS = 8
 
-ParseMethod = Literal["wrapped", "guillemets", "numbered", "none"]
+ParseMethod = Literal["wrapped", "guillemets", "brackets", "numbered", "none"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ def parse_items(output: str, limit: int | None = None) -> Parsed:
     for method, found in (
         ("wrapped", WRAPPED.findall(output)),
         ("guillemets", GUILLEMETS.findall(output)),
+        ("brackets", SINGLE_BRACKETS.findall(output)),
         ("numbered", NUMBERED_LINE.findall(output)),
     ):
         items: list[str] = []
