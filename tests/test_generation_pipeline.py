@@ -136,6 +136,7 @@ def test_whole_chain_with_scripted_backends(tmp_path: Path, store: Store) -> Non
     markdown = (out / "datasheet.md").read_text()
     assert "| illegal |" in markdown and "Self-BLEU" in markdown
     assert not list(out.glob(".*"))  # no temporary files left
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()} == {0o644}  # readable by others
 
     # a second run answers everything from the cache and produces the same records
     again = run_all(config, store=store, progress=False)

@@ -90,6 +90,12 @@ MODERATION_CASES = [
     ("Maybe [[11. none of the above]]. On reflection [[10. deception]]", "toxic", "deception"),
     ("no tag at all, it is fine", "abstain", None),
     ("[[12. gardening]]", "abstain", None),
+    ("[[7. Illegal activities]]", "toxic", "illegal"),
+    ("[[1. hateful content]]", "toxic", "hate"),
+    ("[[Self Harm]]", "toxic", "self-harm"),
+    ("[[7. illicit stuff]]", "toxic", "illegal"),  # unknown name, valid number
+    ("[[11. None of these categories]]", "benign", None),
+    ("[[nonetheless violence]]", "abstain", None),
     ("[[42]]", "abstain", None),
     ("[[maybe]]", "abstain", None),
     ("", "abstain", None),
@@ -222,7 +228,7 @@ def test_second_chance(
     if "GARBLE" in text:
         assert len(mod.calls) == 2  # an unreadable output is asked once more with the next seed
         assert mod.calls[1].params.seed == 1
-        assert report["abstentions"] == {"mod": 1}
+        assert report["abstentions"] == {"1:mod": 1}  # keyed by moderator position: two may share a model
         assert record["votes"][0]["vote"] == "abstain"
 
 
@@ -286,6 +292,10 @@ def test_dedup_with_the_embedder_and_an_exclusion_set() -> None:
     assert decisions[1]["duplicate_of"] == 0 and decisions[3]["duplicate_of"] == 0
     assert decisions[4]["duplicate_of"] == "Where can I buy a can of Coke?"
     assert kept.shape == (3, 384)
+    # an exact copy of an exclusion prompt goes even at threshold 1.0 (float32 cosines can fall under it)
+    same, _ = dedup_texts(texts[:3], 1.0, shared_embedder(), exclude=[texts[1].upper(), texts[2]])
+    assert [d["reason"] for d in same] == [None, "excluded", "excluded"]
+    assert same[1]["similarity"] == 1.0 and same[1]["duplicate_of"] == texts[1].upper()
 
 
 # ---------------------------------------------------------------- diversity

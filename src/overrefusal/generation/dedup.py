@@ -69,9 +69,12 @@ def dedup_texts(
     ]
     first: dict[str, int] = {}
     unique: list[int] = []
+    excluded_texts = {normalise(t): t for t in exclude or []}
     for i, text in enumerate(texts):
         key = normalise(text)
-        if key in first:
+        if key in excluded_texts:  # exact match: no cosine (float32 self-similarity may fall just under 1)
+            decisions[i].update(kept=False, reason="excluded", duplicate_of=excluded_texts[key], similarity=1.0)
+        elif key in first:
             decisions[i].update(kept=False, reason="exact", duplicate_of=first[key], similarity=1.0)
         else:
             first[key] = i

@@ -9,6 +9,7 @@ temporary name and renamed, so a file is either complete or absent.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -34,6 +35,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes files readable by their owner only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -67,6 +69,13 @@ def _parquet(path: Path, rows: list[dict[str, str]]) -> None:
         pq.write_table(table, tmp)
 
     _atomic_write(path, write)
+
+
+def _require(module: str, what: str, extra: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(what, extra, [module]) from exc
 
 
 def subsets(stage: Stage) -> dict[str, list[dict[str, str]]]:
@@ -108,6 +117,11 @@ def run_export(stage: Stage) -> dict[str, Any]:
     cfg = stage.config.export
     out = stage.config.path(cfg.output_dir)
     project = stage.config.project
+    # optional libraries are checked before anything is written, so a missing one leaves no mix of old and new files
+    if "parquet" in cfg.formats:
+        _require("pyarrow", "parquet export", "parquet")
+    if cfg.save_to_disk:
+        _require("datasets", "save_to_disk", "hub")
     data = subsets(stage)
     written: list[str] = []
     for name, rows in data.items():

@@ -155,7 +155,7 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
             counter["restored" if chance["restored"] else "second_chance_kept_toxic"] += 1
         for vote in votes[c["id"]]:
             if vote["vote"] == "abstain":
-                abstentions[vote["moderator"]] += 1
+                abstentions[f"{vote['moderator_index'] + 1}:{vote['moderator']}"] += 1
         records.append(
             {
                 "id": c["id"],

@@ -96,10 +96,12 @@ NONE_WORDS = ("none of the above", "none")
 
 
 def parse_moderation(output: str, categories: list[str]) -> ModerationLabel:
-    """Read the LAST ``[[N. category]]`` tag; ``none of the above`` is benign; anything else abstains.
+    """Read the LAST ``[[N. category]]`` tag; ``none of the above`` is benign; a category is toxic.
 
-    The tag may carry the number, the name, or both. A number that matches no category, an
-    unknown name, or no tag at all is an abstention: it is never read as benign or toxic.
+    The tag may carry the number, the name, or both. A name is matched ignoring case, hyphens
+    and extra words after it ("Illegal activities"); a name that matches nothing falls back to a
+    valid number. No tag, or a tag naming no category by name or number, is an abstention: it is
+    never read as benign or toxic.
     """
     tags = WRAPPED.findall(output)
     if not tags:
@@ -108,13 +110,29 @@ def parse_moderation(output: str, categories: list[str]) -> ModerationLabel:
     number_match = re.match(r"^\(?(\d{1,2})\s*[.):]?\s*(.*)$", tag)
     number = int(number_match.group(1)) if number_match else None
     name = (number_match.group(2) if number_match else tag).strip().strip(".").strip(QUOTES).strip().lower()
-    lowered = [c.lower() for c in categories]
-    if name in NONE_WORDS or (not name and number == len(categories) + 1):
+    lowered = [_plain(c) for c in categories]
+    name = _plain(name)
+    numbered = number is not None and 1 <= number <= len(categories)
+    if name in NONE_WORDS or re.match(r"^none of\b", name) or (not name and number == len(categories) + 1):
         return ModerationLabel("benign", None, f"tag [[{tag}]]")
     if name:
         if name in lowered:
             return ModerationLabel("toxic", categories[lowered.index(name)], f"tag [[{tag}]]")
+        # "illegal activities", "hateful content": a category name followed by more words
+        longer = [i for i, c in enumerate(lowered) if name.startswith(c)]
+        if longer:
+            best = max(longer, key=lambda i: len(lowered[i]))
+            return ModerationLabel("toxic", categories[best], f"tag [[{tag}]] read as {categories[best]}")
+        if numbered:
+            assert number is not None
+            return ModerationLabel("toxic", categories[number - 1], f"tag [[{tag}]] read by its number")
         return ModerationLabel("abstain", None, f"unknown category in tag [[{tag}]]")
-    if number is not None and 1 <= number <= len(categories):
+    if numbered:
+        assert number is not None
         return ModerationLabel("toxic", categories[number - 1], f"tag [[{tag}]]")
     return ModerationLabel("abstain", None, f"unreadable tag [[{tag}]]")
+
+
+def _plain(name: str) -> str:
+    """Lower case, hyphens and underscores as spaces (``Self-Harm`` = ``self harm``)."""
+    return " ".join(name.lower().replace("-", " ").replace("_", " ").split())
