@@ -50,7 +50,7 @@ def test_sigint_then_resume(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "run the same command again" in err
     assert out == ""
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*"))
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())  # no half-written (dot) folder
     saved = _saved(db)
     assert 10 <= saved < 60
 

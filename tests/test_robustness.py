@@ -131,3 +131,32 @@ def test_processes_creating_one_new_store_at_once(tmp_path: Path) -> None:
         with sqlite3.connect(path) as db:
             assert db.execute("PRAGMA user_version").fetchone()[0] == 2
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_stored_answer_is_never_replaced_by_a_later_error(store: Store) -> None:
+    from overrefusal.records import Response
+
+    good = Response(key="k", prompt_id="p", model="m", text="an answer", finish_reason="stop")
+    bad = Response(key="k", prompt_id="p", model="m", error=ResponseError(kind="http_500", message="x"))
+    store.put_responses([bad])
+    assert store.get_responses(["k"]) == {}  # an error is kept for the record but is no cache hit
+    store.put_responses([good])
+    store.put_responses([bad])
+    assert store.get_responses(["k"])["k"].text == "an answer"
+
+
+def test_verdicts_are_reused_from_the_store(store: Store) -> None:
+    from overrefusal.judges.keywords import KeywordJudge
+
+    calls: list[int] = []
+
+    class CountingJudge(KeywordJudge):
+        async def judge(self, items):  # type: ignore[no-untyped-def]
+            calls.append(len(items))
+            return await super().judge(items)
+
+    answers = FakeBackend(default="Use kill -9.")
+    first = run(PROMPTS, answers, judge=CountingJudge(), output_dir=None, store=store)
+    second = run(PROMPTS, answers, judge=CountingJudge(), output_dir=None, store=store)
+    assert calls == [2]  # the second run judged nothing
+    assert [o.verdict for o in second.outcomes] == [o.verdict for o in first.outcomes]
