@@ -55,6 +55,7 @@ class ScriptedServer:
         hold_after: int | None = None,
         error_status: int | None = None,
         reply_json: object = None,
+        error_pad: int = 0,
     ) -> None:
         self.latency_s = latency_s
         self.faults = dict(faults or {})
@@ -65,6 +66,8 @@ class ScriptedServer:
         self.hold_after = hold_after
         self.error_status = error_status
         self.reply_json = reply_json
+        self.error_pad = error_pad
+        """Characters of filler before the echoed credentials in error messages."""
         self.successes: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
@@ -111,7 +114,8 @@ class ScriptedServer:
                 self.fault_counts[fault] += 1
         if self.error_status is not None:  # an error that echoes the credentials, like careless servers do
             auth = request.headers.get("Authorization", "") + request.headers.get("x-api-key", "")
-            return web.json_response({"error": {"message": f"denied: {auth}"}}, status=self.error_status)
+            message = "x" * self.error_pad + f" denied: {auth}"
+            return web.json_response({"error": {"message": message}}, status=self.error_status)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if self.hold_after is not None and sum(self.successes.values()) >= self.hold_after:

@@ -73,6 +73,9 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     assert backoff_delay(3, 1.0, 60, rand=lambda: 1.0) == 8.0
     assert backoff_delay(10, 1.0, 60, rand=lambda: 1.0) == 60.0  # capped
     assert backoff_delay(0, 0.1, 60, retry_after=7.0, rand=lambda: 0.0) == 7.0
+    # requests told to wait the same time are spread over a tenth of it
+    assert backoff_delay(0, 0.1, 60, retry_after=10.0, rand=lambda: 1.0) == pytest.approx(11.005)
+    assert backoff_delay(10_000, 1.0, 60, rand=lambda: 1.0) == 60.0  # no overflow
 
 
 async def test_rate_limiter_spaces_requests() -> None:
@@ -95,6 +98,12 @@ def test_base_urls_are_validated() -> None:
         normalise_base_urls("ftp://a", "x")
     with pytest.raises(BadInputError, match="credentials"):
         normalise_base_urls("http://user:pw@a/v1", "x")
+    with pytest.raises(BadInputError, match="query string"):
+        normalise_base_urls("http://a/v1?api_key=sk-x", "x")
+    assert normalise_base_urls("http://a/v1?api-version=2024-06-01", "x") == ("http://a/v1?api-version=2024-06-01",)
+    for bad in ("http://[::1", "http://a:99999/v1"):
+        with pytest.raises(BadInputError, match="not a valid URL"):
+            normalise_base_urls(bad, "x")
 
 
 def test_transport_settings_stay_out_of_the_cache_key() -> None:
@@ -273,15 +282,18 @@ def test_rejected_key_stops_the_run(store: Store, monkeypatch: pytest.MonkeyPatc
     assert "sk-denied-1" not in str(info.value)
 
 
-def test_client_errors_are_recorded_with_the_key_scrubbed(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("pad", [0, 155])  # the key whole, or straddling the 200-character message limit
+def test_client_errors_are_recorded_with_the_key_scrubbed(
+    store: Store, monkeypatch: pytest.MonkeyPatch, pad: int
+) -> None:
     monkeypatch.setenv("K", "sk-echoed-2")
-    with ScriptedServer(error_status=400) as srv:
+    with ScriptedServer(error_status=400, error_pad=pad) as srv:
         backend = OpenAIBackend(model="m", base_url=srv.openai_url, api_key_env="K")
         result = run(bench(3), backend, output_dir=None, store=store, progress=False)
         assert sum(srv.attempts.values()) == 3  # client errors are not retried
     errors = [o.response.error for o in result.outcomes if o.response is not None and o.response.error]
     assert len(errors) == 3 and all(e.kind == "http_400" for e in errors)
-    assert all("sk-echoed-2" not in e.message and "***" in e.message for e in errors)
+    assert all("sk-" not in e.message and "***" in e.message for e in errors), errors[0].message
 
 
 def test_planted_key_never_reaches_files_or_logs(
@@ -348,3 +360,28 @@ def test_wrong_shapes_are_malformed_answers(answer: object, store: Store) -> Non
         assert sum(srv.attempts.values()) == 2  # retried once
     response = result.outcomes[0].response
     assert response is not None and response.error is not None and response.error.kind == "bad_response"
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ({"concurrency": "abc"}, "concurrency='abc' is not valid"),
+        ({"rpm": 0}, "rpm must be positive"),
+        ({"backoff_s": -1}, "backoff_s must be positive"),
+        ({"max_retries": 10_000}, "max_retries 0 to 50"),
+        ({"extra_body": "abc"}, "extra_body='abc' is not valid"),
+        ({"max_tokens": 10}, "pass --max-tokens"),
+        ({"access_token": "x"}, "never takes a key"),
+    ],
+)
+def test_bad_backend_arguments_are_usage_errors(argument: dict[str, object], message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        backends.create("openai", model="m", base_url="http://127.0.0.1:9/v1", **argument)
+
+
+def test_openai_refusal_field_is_the_answer() -> None:
+    from overrefusal.backends.chat_format import chat_completion_response
+
+    data = {"choices": [{"message": {"content": None, "refusal": "I can't help with that."}, "finish_reason": "stop"}]}
+    response = chat_completion_response(data, key="k", prompt_id="p", model="m", latency_s=0.0)
+    assert response.text == "I can't help with that."

@@ -13,11 +13,14 @@ def chat_completion_response(
     """Turn a chat-completion JSON answer into a :class:`Response` (KeyError/IndexError if it has no choice)."""
     choice = data["choices"][0]
     usage = data.get("usage") or {}
+    message = choice.get("message") or {}
+    # OpenAI puts a model's refusal in ``message.refusal`` with ``content`` null: it is the answer
+    text = message.get("content") or message.get("refusal") or ""
     return Response(
         key=key,
         prompt_id=prompt_id,
         model=model,
-        text=(choice.get("message") or {}).get("content") or "",
+        text=str(text),
         finish_reason=choice.get("finish_reason"),
         usage=Usage(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),

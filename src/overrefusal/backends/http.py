@@ -73,8 +73,10 @@ class HttpSettings:
             raise BadInputError("concurrency must be at least 1: pass --concurrency N")
         if self.rpm is not None and self.rpm <= 0:
             raise BadInputError("rpm must be positive: pass --rpm N or leave it out")
-        if self.timeout_s <= 0 or self.max_retries < 0:
-            raise BadInputError("timeout_s must be positive and max_retries at least 0: fix the -B values")
+        if self.timeout_s <= 0 or not 0 <= self.max_retries <= 50:
+            raise BadInputError("timeout_s must be positive and max_retries 0 to 50: fix the -B values")
+        if self.backoff_base_s <= 0 or self.backoff_max_s < self.backoff_base_s:
+            raise BadInputError("backoff_s must be positive (and at most the 30 s cap): fix -B backoff_s")
 
 
 def normalise_base_urls(base_url: str | Sequence[str] | None, default: str) -> tuple[str, ...]:
@@ -91,7 +93,18 @@ def normalise_base_urls(base_url: str | Sequence[str] | None, default: str) -> t
         raw = [str(u) for u in base_url]
     urls: list[str] = []
     for text in raw:
-        url = URL(text)
+        try:
+            url = URL(text)
+            url.port  # noqa: B018 - yarl checks the port when it is read
+        except ValueError as exc:
+            raise BadInputError(
+                f"base URL {text!r} is not a valid URL ({exc}): write e.g. http://127.0.0.1:8000/v1"
+            ) from None
+        if any(_SECRET_NAME.search(k) for k in url.query):
+            raise BadInputError(
+                "base URLs must not hold keys in their query string: put the key in an environment variable "
+                "and pass --api-key-env"
+            )
         if url.scheme not in ("http", "https") or not url.host:
             raise BadInputError(f"base URL {text!r} is not an http(s) URL: write e.g. http://127.0.0.1:8000/v1")
         if url.user or url.password:
@@ -158,10 +171,12 @@ def backoff_delay(
     rand: Callable[[], float] = random.random,
 ) -> float:
     """Delay before retry number ``attempt + 1``: jittered exponential, at least ``Retry-After``."""
-    ceiling = min(max_s, base_s * (2**attempt))
+    ceiling = min(max_s, base_s * (2 ** min(attempt, 30)))
     delay: float = ceiling * (0.5 + 0.5 * rand())
     if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S) + 0.05 * base_s * rand())
+        wait = min(retry_after, MAX_RETRY_AFTER_S)
+        # spread the requests told to wait the same time, so they do not all come back at once
+        delay = max(delay, wait * (1.0 + 0.1 * rand()) + 0.05 * base_s * rand())
     return delay
 
 
@@ -268,10 +283,12 @@ class HttpTransport:
     def __repr__(self) -> str:
         return f"HttpTransport(base_urls={self.settings.base_urls!r})"
 
+    def _redact(self, text: str) -> str:
+        """``text`` with the API key replaced: done before any truncation, so no part of the key survives."""
+        return text.replace(self._secret, "***") if self._secret else text
+
     def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return text[:300]
+        return self._redact(text)[:300]
 
     def _url(self, index: int, path: str) -> URL:
         url = self._urls.get((index, path))
@@ -356,8 +373,9 @@ class HttpTransport:
             try:
                 return parse(json.loads(raw))
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-                raise _Retry("bad_response", f"malformed answer ({type(exc).__name__}): {raw[:120]!r}") from None
-        text = raw.decode("utf-8", "replace")
+                shown = self._redact(raw.decode("utf-8", "replace"))[:120]
+                raise _Retry("bad_response", f"malformed answer ({type(exc).__name__}): {shown!r}") from None
+        text = self._redact(raw.decode("utf-8", "replace"))
         if status == 408 or status == 429 or status >= 500:
             raise _Retry(f"http_{status}", f"HTTP {status}: {text[:200]}", retry_after)
         if status == 401:
@@ -379,6 +397,11 @@ class HttpTransport:
         self._session = None
 
 
+_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|auth|bearer|credentials?)$", re.I)
+"""Argument names that would carry a secret (``max_tokens`` is not one)."""
+_RUN_OPTIONS = frozenset({"max_tokens", "temperature", "top_p", "seed", "system_prompt"})
+
+
 def reject_secrets(unknown: Mapping[str, object], backend: str) -> None:
     """Refuse unknown backend arguments, naming them but never echoing their values.
 
@@ -388,11 +411,15 @@ def reject_secrets(unknown: Mapping[str, object], backend: str) -> None:
     if not unknown:
         return
     names = sorted(unknown)
-    if any("key" in n.lower() or "token" in n.lower() or "secret" in n.lower() for n in names if n != "api_key_env"):
+    if any(_SECRET_NAME.search(n) for n in names):
         raise BadInputError(
             f"the {backend} backend never takes a key as an argument: put it in an environment variable "
             "and pass its name with --api-key-env NAME"
         )
+    options = [n for n in names if n in _RUN_OPTIONS]
+    if options:
+        flags = ", ".join("--" + n.replace("_", "-") for n in options)
+        raise BadInputError(f"{', '.join(options)} is a generation setting, not a backend argument: pass {flags}")
     raise BadInputError(f"unknown {backend} backend argument(s) {', '.join(names)}: see `overrefusal run --help`")
 
 
@@ -438,7 +465,7 @@ class HttpBackend(Backend):
         self.settings = HttpSettings(
             base_urls=urls,
             concurrency=int(concurrency),
-            rpm=float(rpm) if rpm else None,
+            rpm=float(rpm) if rpm is not None else None,
             timeout_s=float(timeout_s),
             max_retries=int(max_retries),
             backoff_base_s=float(backoff_s),
