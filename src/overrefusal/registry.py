@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -87,7 +88,7 @@ class Registry(Generic[T]):
             raise BadInputError(
                 f"{self.kind} {name!r} cannot take these arguments ({exc}): it takes {', '.join(accepted) or 'none'}"
             ) from None
-        return factory(**kwargs)
+        return factory(**_typed_arguments(self.kind, name, factory, kwargs))
 
     @contextmanager
     def temporarily(self, name: str, target: Callable[..., T]) -> Iterator[None]:
@@ -101,3 +102,36 @@ class Registry(Generic[T]):
                 self._entries.pop(name, None)
             else:
                 self._entries[name] = previous
+
+
+def _typed_arguments(
+    kind: str, name: str, factory: Callable[..., object], kwargs: dict[str, object]
+) -> dict[str, object]:
+    """Check (and coerce) arguments against the factory's annotations, so ``-B concurrency=abc`` is a usage error.
+
+    Arguments whose annotation cannot be resolved or checked (e.g. a class instance) pass unchanged.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # annotations that only exist for type checkers
+        return kwargs
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        if hint is None or hint is typing.Any or hint is object:
+            continue
+        try:
+            adapter: TypeAdapter[object] = TypeAdapter(hint)
+        except Exception:  # a type pydantic cannot check (a Backend instance, say)
+            continue
+        try:
+            out[key] = adapter.validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"].lower()
+            raise BadInputError(
+                f"{kind} {name!r}: {key}={value!r} is not valid ({problem}): fix that argument"
+            ) from None
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -39,6 +40,11 @@ def parse_kv(pairs: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def _convert(value: str) -> Any:
+    if value.lstrip().startswith(("{", "[")):  # JSON objects and lists, e.g. -B 'extra_body={"top_k": 20}'
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise BadInputError(f"{value!r} looks like JSON but is not valid JSON: fix the quoting") from None
     lowered = value.lower()
     if lowered in ("true", "false"):
         return lowered == "true"

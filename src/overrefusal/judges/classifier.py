@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
@@ -98,18 +99,20 @@ class ClassifierModel:
                 coef = data["coef"].astype(np.float32)
                 intercept = data["intercept"].astype(np.float32)
                 info = json.loads(bytes(data["info"]).decode("utf-8"))
-        except (OSError, ValueError, KeyError) as exc:
+            meta = info["meta"]
+            vocabulary_list, phrases = info["vocabulary"], info["phrases"]
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise BadInputError(
-                f"cannot read classifier model {path}: {exc}; train one with `overrefusal judge train`"
+                f"cannot read classifier model {path} ({type(exc).__name__}: {exc}): give a file written by "
+                "`overrefusal judge train`"
             ) from None
-        meta = info["meta"]
         if meta.get("feature_version") != FEATURE_VERSION:
             raise BadInputError(
                 f"classifier model {path} was built for features v{meta.get('feature_version')}, this version "
                 f"needs v{FEATURE_VERSION}: retrain it with `overrefusal judge train`"
             )
-        vocabulary = {g: i for i, g in enumerate(info["vocabulary"])}
-        return cls(coef=coef, intercept=intercept, vocabulary=vocabulary, phrases=tuple(info["phrases"]), meta=meta)
+        vocabulary = {g: i for i, g in enumerate(vocabulary_list)}
+        return cls(coef=coef, intercept=intercept, vocabulary=vocabulary, phrases=tuple(phrases), meta=meta)
 
     def features(self, prompts: Sequence[str], texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """The feature matrix of (prompt, response) pairs."""
