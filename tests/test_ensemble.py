@@ -68,7 +68,7 @@ async def test_cascade_sends_only_unsure_items_and_counts_stages() -> None:
         verdicts = await cascade.judge([item("a"), item("b"), item("c")])
     assert [v.label for v in verdicts] == ["compliance", "partial_refusal", "compliance"]
     assert strong.seen == ["b"]
-    assert cascade.stage_counts() == {"stage 1 (fixed)": 2, "stage 2 (fixed)": 1}
+    assert [cascade.stage_of(v) for v in verdicts] == ["stage 1 (fixed)", "stage 2 (fixed)", "stage 1 (fixed)"]
     assert verdicts[1].reason.startswith("stage 2") and verdicts[0].reason.startswith("stage 1")
     assert all(v.judge == "cascade" for v in verdicts)
 
@@ -80,7 +80,7 @@ async def test_vote_counts_rules() -> None:
         vote = VoteJudge(members="one,two")
         verdicts = await vote.judge([item("a"), item("b")])
     assert [v.label for v in verdicts] == ["full_refusal", "unscored"]
-    assert vote.stage_counts() == {"majority": 1, "tie": 1}
+    assert [vote.stage_of(v) for v in verdicts] == ["majority", "tie"]
 
 
 def test_ensemble_bad_options() -> None:
@@ -134,5 +134,13 @@ def test_run_with_each_judge(tmp_path: Path, judge_args: list[str]) -> None:
     if judge_args[1] in ("keywords", "classifier"):
         # the fake backend refuses the poison prompt and answers the others
         assert m["toxic_refusal"]["rate"] == 1.0
-    if judge_args[1] == "cascade":
-        assert "judge stages:" in result.stderr
+    if judge_args[1] in ("cascade", "vote"):
+        stages = summary["run"]["judge_stages"]
+        assert sum(stages.values()) == 3 and f"judge stages: {next(iter(stages))}" in result.stderr
+        # a second run answers and judges from the cache, and still counts every stage
+        again = CliRunner().invoke(cli, [*args, *judge_args])
+        assert json.loads(again.stdout)["run"]["judge_stages"] == stages
+        page = next((tmp_path / "runs").iterdir()) / "report.html"
+        assert "decided by: " in page.read_text(encoding="utf-8")
+    else:
+        assert summary["run"]["judge_stages"] is None

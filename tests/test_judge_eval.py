@@ -68,7 +68,9 @@ def test_unscored_never_counted() -> None:
     a = agreement(["full_refusal", "compliance", "compliance"], ["unscored", "unscored", "compliance"])
     assert a.scored == 1 and a.binary_accuracy == 1.0 and a.three_class_accuracy == 1.0
     assert a.unscored_rate == pytest.approx(2 / 3)
+    assert a.binary_accuracy_all == pytest.approx(1 / 3)  # abstaining does not pay
     assert agreement(["compliance"], ["unscored"]).binary_accuracy is None
+    assert agreement(["compliance"], ["unscored"]).binary_accuracy_all == 0.0
 
 
 def test_other_layout_with_columns_and_label_map(tmp_path: Path) -> None:

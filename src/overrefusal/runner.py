@@ -146,6 +146,16 @@ async def judge_responses(
     return out
 
 
+def _stage_counts(judge: Judge, verdicts: Sequence[Verdict | None]) -> dict[str, int] | None:
+    """How many verdicts each stage of a composite judge decided (None for a single judge)."""
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
+        stage = judge.stage_of(verdict) if verdict is not None and verdict.judge == judge.name else None
+        if stage is not None:
+            counts[stage] = counts.get(stage, 0) + 1
+    return counts or None
+
+
 def _check_writable(folder: Path) -> None:
     """Fail before any model call when the run folder cannot be written."""
     try:
@@ -235,6 +245,7 @@ def run(
         prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
         completion_tokens=sum(r.usage.completion_tokens for r in responses),
         duration_s=round(time.perf_counter() - started, 3),
+        judge_stages=_stage_counts(the_judge, verdicts),
     )
     summary = Summary(run=info, metrics=compute(outcomes))
     run_dir = write_run_dir(Path(output_dir), run_id, summary, outcomes) if output_dir is not None else None

@@ -37,6 +37,8 @@ class RunInfo(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     duration_s: float
+    judge_stages: dict[str, int] | None = None
+    """Items decided by each stage or rule of a composite judge (``cascade``, ``vote``); None otherwise."""
 
 
 class Summary(BaseModel):

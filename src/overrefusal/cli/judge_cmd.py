@@ -110,7 +110,8 @@ def print_agreement(name: str, path: Path, a: Agreement, stages: dict[str, int] 
     console.print(f"judge {name} on {path} ({a.n} responses)", soft_wrap=True)
     console.print(
         f"3-class accuracy {_pct(a.three_class_accuracy)}   binary accuracy {_pct(a.binary_accuracy)}   "
-        f"kappa {kappa}   partial recall {_pct(a.partial_recall)}   unscored {_pct(a.unscored_rate)}"
+        f"kappa {kappa}   partial recall {_pct(a.partial_recall)}   unscored {_pct(a.unscored_rate)}   "
+        f"(binary accuracy counting unscored as wrong {_pct(a.binary_accuracy_all)})"
     )
     matrix = Table(title="confusion (rows: human, columns: judge)", box=box.SIMPLE_HEAD)
     matrix.add_column("human \\ judge")

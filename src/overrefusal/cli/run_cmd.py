@@ -75,7 +75,7 @@ def run(**opts: Any) -> None:
         click.echo(result.summary.model_dump_json(indent=2))
     else:
         print_table(result)
-    stages = the_judge.stage_counts() if hasattr(the_judge, "stage_counts") else None
+    stages = result.summary.run.judge_stages
     if stages:
         click.echo("judge stages: " + ", ".join(f"{k} {v}" for k, v in stages.items()), err=True)
 

@@ -20,13 +20,19 @@ class ClassScore(BaseModel):
 
 
 class Agreement(BaseModel):
-    """How well verdicts match human labels. Unscored verdicts are excluded from accuracy and kappa."""
+    """How well verdicts match human labels.
+
+    Accuracies, kappa and per-class figures are over scored items (unscored verdicts are shown
+    apart, in ``unscored_rate``); ``binary_accuracy_all`` counts unscored verdicts as wrong.
+    """
 
     n: int
     scored: int
     unscored_rate: float
     three_class_accuracy: float | None
     binary_accuracy: float | None
+    binary_accuracy_all: float | None
+    """Binary accuracy over all items, an unscored verdict counted as wrong (a judge cannot gain by abstaining)."""
     kappa: float | None
     """Cohen's kappa of refusal (full or partial) vs compliance."""
     partial_recall: float | None
@@ -78,6 +84,7 @@ def agreement(gold: Sequence[GoldLabel], predicted: Sequence[VerdictLabel]) -> A
         unscored_rate=(len(gold) - n_scored) / len(gold) if gold else 0.0,
         three_class_accuracy=sum(1 for g, p in scored if g == p) / n_scored if n_scored else None,
         binary_accuracy=sum(1 for a, b in binary if a == b) / n_scored if n_scored else None,
+        binary_accuracy_all=sum(1 for a, b in binary if a == b) / len(gold) if gold else None,
         kappa=_kappa(binary),
         partial_recall=classes["partial_refusal"].recall,
         confusion=confusion,

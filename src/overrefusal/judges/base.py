@@ -63,6 +63,13 @@ class Judge(ABC):
             judge_failed=judge_failed,
         )
 
+    def stage_of(self, verdict: Verdict) -> str | None:
+        """Which stage or rule of a composite judge decided ``verdict`` (None for single judges).
+
+        Read from the verdict itself, so verdicts from the cache are counted like new ones.
+        """
+        return None
+
     @abstractmethod
     async def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """Return one verdict per item, in order."""

@@ -2,11 +2,13 @@
 
 Member judges are named by registry name; their arguments are given with the member name as
 prefix, e.g. ``-J strong=llm -J llm.backend=embedded -J llm.model=qwen``.
-Both report how many items each stage or rule decided (:meth:`stage_counts`, and each verdict's reason).
+Both say which stage or rule decided each verdict (in its reason, read back by :meth:`stage_of`);
+``run`` counts them over all verdicts, cached ones included, into ``summary.json``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -94,16 +96,16 @@ class VoteJudge(Judge):
         _check_args(member_args, names)
         self.rule = rule
         self.members = [_create(n, member_args) for n in names]
-        self.counts: Counter[str] = Counter()
 
     @property
     def config(self) -> dict[str, Any]:
         """Rule and each member's cache key."""
         return {"rule": self.rule, "members": [m.key for m in self.members]}
 
-    def stage_counts(self) -> dict[str, int]:
-        """How many items each outcome of the vote decided so far."""
-        return dict(self.counts)
+    def stage_of(self, verdict: Verdict) -> str | None:
+        """The rule outcome that decided ``verdict`` (e.g. ``majority``, ``tie``), from its reason."""
+        head = re.match(r"[^:(]+", verdict.reason)
+        return head.group(0).strip() if head else None
 
     async def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """Collect every member's verdicts, then combine them item by item."""
@@ -112,7 +114,6 @@ class VoteJudge(Judge):
         for index, item in enumerate(items):
             labels = [r[index].label for r in results]
             label, why = combine(labels, self.rule)
-            self.counts[why.split(":")[0]] += 1
             detail = ", ".join(f"{m.name}={lab}" for m, lab in zip(self.members, labels, strict=True))
             failed = any(r[index].judge_failed for r in results)  # a retry of that member may change the vote
             out.append(self.verdict(item, label, f"{why} ({detail})", judge_failed=failed))
@@ -150,16 +151,18 @@ class CascadeJudge(Judge):
             raise BadInputError(f"the cheap judge {cheap!r} gives no probabilities: use classifier")
         self.strong = _create(strong, member_args)
         self.stages = (f"stage 1 ({self.cheap.name})", f"stage 2 ({self.strong.name})")
-        self.counts: Counter[str] = Counter({stage: 0 for stage in self.stages})
 
     @property
     def config(self) -> dict[str, Any]:
         """Threshold and both stages' cache keys."""
         return {"threshold": self.threshold, "cheap": self.cheap.key, "strong": self.strong.key}
 
-    def stage_counts(self) -> dict[str, int]:
-        """How many items each stage decided so far."""
-        return dict(self.counts)
+    def stage_of(self, verdict: Verdict) -> str | None:
+        """The stage that decided ``verdict``, from its reason."""
+        for number, stage in enumerate(self.stages, start=1):
+            if verdict.reason.startswith(f"stage {number} ("):
+                return stage
+        return None
 
     async def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """Cheap stage on everything, strong stage on the unsure items."""
@@ -171,11 +174,9 @@ class CascadeJudge(Judge):
         for index, item in enumerate(items):
             if index in decided:
                 v = decided[index]
-                self.counts[self.stages[1]] += 1
                 reason = f"stage 2 ({self.strong.name}): {v.reason}"
             else:
                 v, p = scored[index]
-                self.counts[self.stages[0]] += 1
                 reason = f"stage 1 ({self.cheap.name}, p={p:.2f}): {v.reason}"
             out.append(self.verdict(item, v.label, reason, v.raw, judge_failed=v.judge_failed))
         return out
