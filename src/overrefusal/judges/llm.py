@@ -22,7 +22,7 @@ from overrefusal.records import GenerateParams, Message, Query, Verdict, Verdict
 from overrefusal.store import Store
 
 PROMPT_VERSION = "llm-judge-v1"
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 Scheme = Literal["orbench", "xstest"]
 
 SCHEMES: dict[str, dict[str, VerdictLabel]] = {
