@@ -232,6 +232,46 @@ def test_second_chance(
         assert record["votes"][0]["vote"] == "abstain"
 
 
+def test_moderator_models_work_at_the_same_time(tmp_path: Path, store: Store) -> None:
+    import yaml
+
+    order: list[str] = []
+
+    def recording(name: str) -> Any:
+        def reply(query: Query) -> str:
+            order.append(name)  # called as each answer comes back
+            return "Information only. [[11. none of the above]]"
+
+        return reply
+
+    one = FakeBackend(model="mod-one", script=recording("one"), delay_s=0.01, concurrency=2)
+    two = FakeBackend(model="mod-two", script=recording("two"), delay_s=0.01, concurrency=2)
+    same = FakeBackend(model="mod-one", script=recording("same"), delay_s=0.01, concurrency=2)
+    config = {
+        "project": "par",
+        "generator": {"backend": "m1"},
+        "moderate": {"moderators": [{"backend": "m1"}, {"backend": "m2"}, {"backend": "m3"}]},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    candidates = [
+        {"id": f"c{i}", "text": f"What is tulip {i}?", "category": "illegal", "seed_id": "s"} for i in range(8)
+    ]
+    GenerationStore(store, "par").replace("candidate", candidates)
+    GenerationStore(store, "par").put_stage("rewrite", {})
+    with (
+        backends.temporarily("m1", lambda: one),
+        backends.temporarily("m2", lambda: two),
+        backends.temporarily("m3", lambda: same),
+    ):
+        run_stage("moderate", load_config(path), store=store, progress=False)
+    # the two models interleave; the third moderator, the same model as the first, answers from the cache
+    assert order.index("two") < max(i for i, name in enumerate(order) if name == "one")
+    assert "same" not in order and len(same.calls) == 0
+    records = GenerationStore(store, "par").load("moderation")
+    assert all(len(r["votes"]) == 3 and [v["moderator_index"] for v in r["votes"]] == [0, 1, 2] for r in records)
+
+
 # ---------------------------------------------------------------- near-duplicates
 def unit(v: list[list[float]]) -> np.ndarray:
     a = np.asarray(v, dtype=np.float32)

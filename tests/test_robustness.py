@@ -160,3 +160,13 @@ def test_verdicts_are_reused_from_the_store(store: Store) -> None:
     second = run(PROMPTS, answers, judge=CountingJudge(), output_dir=None, store=store)
     assert calls == [2]  # the second run judged nothing
     assert [o.verdict for o in second.outcomes] == [o.verdict for o in first.outcomes]
+
+
+def test_progress_bars_open_at_the_same_time_share_one_display() -> None:
+    from overrefusal import progress
+
+    with progress.Bar("first", 3) as first, progress.Bar("second", 2) as second:
+        first.advance()
+        second.advance(error=True)
+        assert progress._shared is not None and len(progress._shared.tasks) == 2
+    assert progress._shared is None and (first.done, second.errors) == (1, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from types import TracebackType
 
@@ -16,21 +17,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+_lock = threading.Lock()
+_shared: Progress | None = None
+_users = 0
 
-class Bar:
-    """``with Bar("answering", total) as bar: bar.advance(error=False)``."""
 
-    def __init__(self, description: str, total: int, enabled: bool = True) -> None:
-        """Create a bar; nothing is drawn when ``enabled`` is False."""
-        self.description = description
-        self.total = total
-        self.errors = 0
-        self.done = 0
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        self._shown = 0.0
-        if enabled and total > 0:
-            self._progress = Progress(
+def _acquire() -> Progress:
+    """The one live display on stderr, shared by every open bar (rich allows one at a time)."""
+    global _shared, _users
+    with _lock:
+        if _shared is None:
+            _shared = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -42,10 +39,40 @@ class Bar:
                 console=Console(stderr=True),
                 transient=False,
             )
+            _shared.start()
+        _users += 1
+        return _shared
+
+
+def _release() -> None:
+    global _shared, _users
+    with _lock:
+        _users -= 1
+        if _users == 0 and _shared is not None:
+            _shared.stop()
+            _shared = None
+
+
+class Bar:
+    """``with Bar("answering", total) as bar: bar.advance(error=False)``.
+
+    Bars open at the same time (moderators working in parallel, say) are drawn together.
+    """
+
+    def __init__(self, description: str, total: int, enabled: bool = True) -> None:
+        """Create a bar; nothing is drawn when ``enabled`` is False."""
+        self.description = description
+        self.total = total
+        self.errors = 0
+        self.done = 0
+        self._enabled = enabled and total > 0
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._shown = 0.0
 
     def __enter__(self) -> Bar:
-        if self._progress is not None:
-            self._progress.start()
+        if self._enabled:
+            self._progress = _acquire()
             self._task = self._progress.add_task(self.description, total=self.total, rate="-", errors=0)
         return self
 
@@ -59,11 +86,13 @@ class Bar:
             now = time.monotonic()
             if now - self._shown >= 0.2 or self.done == self.total:  # the rate costs O(samples): not per item
                 self._shown = now
-                speed = self._progress.tasks[0].speed
+                task = next(t for t in self._progress.tasks if t.id == self._task)
+                speed = task.speed
                 self._progress.update(self._task, rate=f"{speed:.1f}" if speed else "-", errors=self.errors)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._progress is not None:
-            self._progress.stop()
+            self._progress = None
+            _release()

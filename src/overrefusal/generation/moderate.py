@@ -14,6 +14,8 @@ pool, which is kept.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -41,8 +43,8 @@ async def _label(
     taxonomy = stage.taxonomy
     names = taxonomy.names
     tag = "answer" if response else "prompt"
-    votes: dict[str, list[dict[str, Any]]] = {item_id: [] for item_id, _ in items}
-    for index, moderator in enumerate(moderators):
+
+    async def one(index: int, moderator: Backend) -> dict[str, dict[str, Any]]:
         final: dict[str, dict[str, Any]] = {}
         todo = list(items)
         for attempt in range(cfg.parse_retries + 1):
@@ -72,9 +74,21 @@ async def _label(
                 if vote["vote"] == "abstain":
                     retry.append((item_id, text))
             todo = retry
-        for item_id, _ in items:
-            votes[item_id].append(final[item_id])
-    return votes
+        return final
+
+    # different moderator models work at the same time (each backend keeps its own concurrency limit);
+    # moderators that are the same model run one after the other, so the later ones answer from the cache
+    groups: dict[str, list[tuple[int, Backend]]] = {}
+    for index, moderator in enumerate(moderators):
+        groups.setdefault(json.dumps(moderator.identity, sort_keys=True), []).append((index, moderator))
+
+    async def in_turn(members: list[tuple[int, Backend]]) -> dict[int, dict[str, dict[str, Any]]]:
+        return {index: await one(index, moderator) for index, moderator in members}
+
+    finals: dict[int, dict[str, dict[str, Any]]] = {}
+    for done in await asyncio.gather(*(in_turn(members) for members in groups.values())):
+        finals.update(done)
+    return {item_id: [finals[i][item_id] for i in range(len(moderators))] for item_id, _ in items}
 
 
 def _decide(votes: list[dict[str, Any]], rule: Any) -> str:
