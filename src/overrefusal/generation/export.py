@@ -12,14 +12,12 @@ import csv
 import importlib
 import io
 import json
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from overrefusal import __version__
+from overrefusal.atomic import write_atomic
 from overrefusal.errors import MissingDependencyError
 from overrefusal.generation.common import Stage
 from overrefusal.generation.dedup import KIND as DEDUP_KIND
@@ -27,26 +25,6 @@ from overrefusal.generation.hard import KIND as HARD_KIND
 from overrefusal.generation.hard import TOXIC_KIND
 
 STAGE_NAMES = ("seeds", "rewrite", "moderate", "dedup", "hard")
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes files readable by their owner only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    _atomic_write(path, write)
 
 
 def _csv(rows: list[dict[str, str]]) -> str:
@@ -68,7 +46,7 @@ def _parquet(path: Path, rows: list[dict[str, str]]) -> None:
         table = pa.table({"prompt": [r["prompt"] for r in rows], "category": [r["category"] for r in rows]})
         pq.write_table(table, tmp)
 
-    _atomic_write(path, write)
+    write_atomic(path, write)
 
 
 def _require(module: str, what: str, extra: str) -> None:
@@ -127,10 +105,10 @@ def run_export(stage: Stage) -> dict[str, Any]:
     for name, rows in data.items():
         base = out / f"{project}-{name}"
         if "csv" in cfg.formats:
-            _write_text(base.with_suffix(".csv"), _csv(rows))
+            write_atomic(base.with_suffix(".csv"), _csv(rows))
             written.append(base.with_suffix(".csv").name)
         if "jsonl" in cfg.formats:
-            _write_text(base.with_suffix(".jsonl"), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            write_atomic(base.with_suffix(".jsonl"), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             written.append(base.with_suffix(".jsonl").name)
         if "parquet" in cfg.formats:
             _parquet(base.with_suffix(".parquet"), rows)
@@ -138,8 +116,8 @@ def run_export(stage: Stage) -> dict[str, Any]:
     if cfg.save_to_disk:
         written.append(str(_save_to_disk(out, data).relative_to(out)))
     sheet = datasheet(stage, data)
-    _write_text(out / "datasheet.json", json.dumps(sheet, indent=2, ensure_ascii=False) + "\n")
-    _write_text(out / "datasheet.md", datasheet_markdown(sheet))
+    write_atomic(out / "datasheet.json", json.dumps(sheet, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(out / "datasheet.md", datasheet_markdown(sheet))
     written += ["datasheet.json", "datasheet.md"]
     return stage.report("export", output_dir=str(out), files=written, rows={k: len(v) for k, v in data.items()})
 

@@ -12,8 +12,6 @@ import hashlib
 import html
 import itertools
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from overrefusal.atomic import write_atomic
 from overrefusal.errors import BadInputError, MissingDependencyError
 from overrefusal.metrics import RateStat, wilson_interval
 from overrefusal.records import REFUSAL_LABELS
@@ -490,20 +489,6 @@ def render_comparison(comp: Comparison) -> str:
         figure_data=_script_json(figures(comp)),
         is_hard=is_hard,
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(

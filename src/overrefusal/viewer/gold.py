@@ -7,8 +7,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from overrefusal.atomic import write_atomic
 from overrefusal.errors import BadInputError
-from overrefusal.report.compare import write_atomic
 
 GOLD_LABELS: tuple[str, ...] = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
 """XSTest's ``final_label`` values."""
