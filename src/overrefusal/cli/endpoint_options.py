@@ -17,8 +17,6 @@ from overrefusal.errors import BadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PARAM_OPTIONS = ("system_prompt", "temperature", "max_tokens", "top_p", "seed")
-
 
 def endpoint_options(func: F) -> F:
     """--base-url, --concurrency, --rpm, --api-key-env, --models-file."""

@@ -59,9 +59,3 @@ class GenerationStore:
                 "SELECT body FROM gen_stages WHERE project = ? AND stage = ?", (self.project, stage)
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
-
-    def projects(self) -> list[str]:
-        """Every project with stage reports in the store."""
-        with self.store.transaction() as db:
-            rows = db.execute("SELECT DISTINCT project FROM gen_stages ORDER BY project").fetchall()
-        return [str(p) for (p,) in rows]

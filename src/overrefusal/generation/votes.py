@@ -22,7 +22,6 @@ from typing import Literal
 Vote = Literal["toxic", "benign", "abstain"]
 Decision = Literal["toxic", "benign", "undecided"]
 VoteRule = Literal["majority", "any", "all"]
-VOTE_RULES: tuple[str, ...] = ("majority", "any", "all")
 
 
 def _complete_decision(toxic: int, total: int, rule: VoteRule) -> Decision:
