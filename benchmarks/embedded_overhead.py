@@ -17,8 +17,8 @@ from pathlib import Path
 
 from overrefusal.backends.embedded import EmbeddedBackend
 from overrefusal.benchmarks.loaders import starter
+from overrefusal.cached_model import CachedModel
 from overrefusal.records import GenerateParams, Query
-from overrefusal.runner import collect_responses
 from overrefusal.store import Store
 
 
@@ -50,7 +50,7 @@ def main() -> None:
                         raw_time += time.perf_counter() - start
                         raw_tokens += int(result["usage"]["completion_tokens"])
                     else:
-                        (response,) = asyncio.run(collect_responses(backend, [query], store, progress=False))
+                        (response,) = asyncio.run(CachedModel(backend, store, progress=False).answer([query]))
                         harness_time += time.perf_counter() - start
                         harness_tokens += response.usage.completion_tokens
             print(

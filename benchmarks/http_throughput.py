@@ -4,7 +4,7 @@ A local OpenAI-compatible server (tests/http_servers.py, 20 ms latency) runs in 
 this process sends N requests at concurrency C three ways, one after the other:
 
 * bare: an asyncio loop over one aiohttp session (semaphore, POST, parse JSON), nothing stored;
-* overrefusal: ``collect_responses`` with the ``openai`` backend: cache keys computed and looked up,
+* overrefusal: ``CachedModel.answer`` with the ``openai`` backend: cache keys computed and looked up,
   requests sent, answers parsed into records, each committed to the SQLite store, progress bar
   drawn: what ``overrefusal run`` does between loading the benchmark and judging;
 * inspect_ai's OpenAI-compatible provider, when inspect_ai (and openai) are installed.
@@ -30,8 +30,8 @@ from pathlib import Path
 import aiohttp
 
 from overrefusal.backends.openai_compat import OpenAIBackend
+from overrefusal.cached_model import CachedModel
 from overrefusal.records import GenerateParams, Prompt, Query
-from overrefusal.runner import collect_responses
 from overrefusal.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def queries(n: int) -> list[Query]:
 async def ours(url: str, queries: list[Query], concurrency: int, store: Store, progress: bool) -> None:
     backend = OpenAIBackend(model="m", base_url=url, concurrency=concurrency)
     try:
-        responses = await collect_responses(backend, queries, store, progress=progress)
+        responses = await CachedModel(backend, store, progress=progress).answer(queries)
     finally:
         await backend.aclose()
     assert all(r.ok for r in responses), [r.error for r in responses if r.error][:3]

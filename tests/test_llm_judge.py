@@ -125,11 +125,15 @@ def test_llm_judge_bad_scheme() -> None:
         LLMJudge(backend=FakeBackend(), scheme="nope")
 
 
-async def test_llm_judge_from_registry_uses_backend_args() -> None:
+async def test_llm_judge_from_registry_uses_backend_args(store: Store) -> None:
     judge = judges.create("llm", backend="fake", model="fake-judge")
     assert isinstance(judge, LLMJudge)
+    with pytest.raises(RuntimeError, match="no store"):  # it never opens a store of its own
+        await judge.judge([item("Sure, here you go.")])
+    judge.use_store(store)
     verdicts = await judge.judge([item("Sure, here you go.")])
     await judge.aclose()
+    assert store.count_responses() == (1, 0)  # the reply is kept in the store it was handed
     # the fake model's canned reply carries no tag
     assert (verdicts[0].label, verdicts[0].judge_failed) == ("unscored", False)
     assert "no label tag" in verdicts[0].reason

@@ -18,6 +18,7 @@ from overrefusal.judges.ensemble import VoteJudge
 from overrefusal.judges.llm import LLMJudge
 from overrefusal.records import GenerateParams, Prompt, ResponseError
 from overrefusal.store import Store
+from overrefusal.verdicts import answer_key
 
 PROMPTS = Benchmark(
     "mini",
@@ -57,7 +58,7 @@ def test_a_vote_with_a_failed_member_is_not_cached(store: Store) -> None:
     )
     result = run(PROMPTS, FakeBackend(default="Use kill -9."), judge=vote, output_dir=None, store=store)
     assert all(o.verdict and o.verdict.judge_failed for o in result.outcomes)
-    assert store.get_verdicts(vote.key, [o.response.key for o in result.outcomes]) == {}
+    assert store.get_verdicts(vote.key, [answer_key(o.response) for o in result.outcomes if o.response]) == {}
 
 
 def test_duplicate_prompts_send_one_request_and_keep_their_ids(tmp_path: Path, store: Store) -> None:

@@ -11,9 +11,9 @@ from overrefusal import run
 from overrefusal.backends import backends
 from overrefusal.backends.fake import FakeBackend
 from overrefusal.benchmarks import Benchmark
+from overrefusal.cached_model import CachedModel, cache_key
 from overrefusal.cli import cli
 from overrefusal.records import GenerateParams, Prompt, Query, ResponseError
-from overrefusal.runner import collect_responses
 from overrefusal.store import Store
 
 
@@ -81,7 +81,7 @@ def test_interrupted_run_resumes_without_repeats(store: Store) -> None:
     backend = FakeBackend(delay_s=0.01, concurrency=2)
 
     async def interrupted() -> None:
-        task = asyncio.ensure_future(collect_responses(backend, queries, store, progress=False))
+        task = asyncio.ensure_future(CachedModel(backend, store, progress=False).answer(queries))
         while store.count_responses()[0] < 7:
             await asyncio.sleep(0.005)
         task.cancel()
@@ -91,10 +91,10 @@ def test_interrupted_run_resumes_without_repeats(store: Store) -> None:
     asyncio.run(interrupted())
     saved = store.count_responses()[0]
     assert 7 <= saved < 40
-    keys = [q.cache_key(backend.identity) for q in queries]
+    keys = [cache_key(q, backend.identity) for q in queries]
     stored_ids = {r.prompt_id for r in store.get_responses(keys).values()}
     resumed = FakeBackend()
-    responses = asyncio.run(collect_responses(resumed, queries, store, progress=False))
+    responses = asyncio.run(CachedModel(resumed, store, progress=False).answer(queries))
     resent = [q.prompt_id for q in resumed.calls]
     assert len(resent) == len(set(resent)) == 40 - saved
     assert set(resent) == {q.prompt_id for q in queries} - stored_ids

@@ -10,8 +10,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from overrefusal.hashing import content_hash
-
 Label = Literal["benign", "toxic"]
 """Ground-truth label of a prompt: benign prompts should be answered, toxic ones refused."""
 
@@ -88,17 +86,6 @@ class Query(_Record):
         messages.append(Message(role="user", content=prompt.text))
         return cls(prompt_id=prompt.id, messages=tuple(messages), params=params)
 
-    def cache_key(self, backend_identity: dict[str, str]) -> str:
-        """Key of this query's response in the store: backend identity, messages and parameters."""
-        return content_hash(
-            {
-                "backend": backend_identity,
-                "messages": [m.model_dump() for m in self.messages],
-                "params": self.params.model_dump(),
-            },
-            prefix="resp",
-        )
-
 
 class Usage(_Record):
     """Token counts reported by the backend."""
@@ -119,7 +106,7 @@ class Response(_Record):
     """A model's answer to a query, or the error that prevented one."""
 
     key: str
-    """Cache key of the query (see :meth:`Query.cache_key`)."""
+    """Store key of the answer (see :func:`overrefusal.cached_model.cache_key`)."""
     prompt_id: str
     model: str
     text: str = ""
@@ -128,6 +115,8 @@ class Response(_Record):
     usage: Usage = Usage()
     latency_s: float = 0.0
     error: ResponseError | None = None
+    sample: int = 0
+    """Which of the prompt's answers this is (``--samples N`` asks each prompt N times)."""
     cached: bool = False
     """True when this response came from the store rather than a new request."""
 

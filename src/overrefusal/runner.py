@@ -6,7 +6,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,19 +15,15 @@ from typing import Any
 from overrefusal import __version__
 from overrefusal.backends import Backend, backends
 from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
+from overrefusal.cached_model import CachedModel, CachePolicy
 from overrefusal.errors import BadInputError
-from overrefusal.judges import DEFAULT_JUDGE, Judge, JudgeItem, judges
+from overrefusal.judges import DEFAULT_JUDGE, Judge, judges
 from overrefusal.metrics import Outcome, compute
-from overrefusal.progress import Bar
 from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
 from overrefusal.rundir import write_run_dir
-from overrefusal.store import ResponseCommitter, Store
+from overrefusal.store import Store
 from overrefusal.summary import RunInfo, Summary
-
-PROVIDER_JUDGE = "provider"
-"""Judge name on verdicts for provider-side refusals (``finish_reason == "content_filter"``)."""
-
-JUDGE_BATCH = 64
+from overrefusal.verdicts import judge_responses
 
 
 @dataclass
@@ -37,113 +33,6 @@ class RunResult:
     summary: Summary
     run_dir: Path | None
     outcomes: list[Outcome] = field(repr=False)
-
-
-async def collect_responses(
-    backend: Backend,
-    queries: Sequence[Query],
-    store: Store,
-    progress: bool = True,
-    on_response: Callable[[Response], None] | None = None,
-) -> list[Response]:
-    """Answer ``queries``, reusing stored responses and committing each new one on arrival (within ms).
-
-    Only queries without a stored successful response are sent. Duplicate queries in the
-    input are sent once.
-    """
-    keys = [q.cache_key(backend.identity) for q in queries]
-    found = store.get_responses(keys)
-    pending: dict[str, Query] = {}
-    for key, query in zip(keys, queries, strict=True):
-        if key not in found and key not in pending:
-            pending[key] = query
-    semaphore = asyncio.Semaphore(max(1, backend.concurrency))
-    committer = ResponseCommitter(store)
-    with Bar(f"{backend.model} answering", len(pending), enabled=progress) as bar:
-
-        async def one(key: str, query: Query) -> None:
-            async with semaphore:
-                response = await backend.generate(query, key)
-            committer.add(response)
-            found[key] = response
-            bar.advance(error=not response.ok)
-            if on_response is not None:
-                on_response(response)
-
-        tasks = [asyncio.ensure_future(one(k, q)) for k, q in pending.items()]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            committer.flush()
-    out: list[Response] = []
-    answered: set[str] = set()
-    for key, query in zip(keys, queries, strict=True):
-        response = found[key]
-        if key in pending:
-            if key in answered:  # a duplicate query: one request answered both
-                response = response.model_copy(update={"cached": True})
-            answered.add(key)
-        if response.prompt_id != query.prompt_id:  # an answer reused across prompts with the same text
-            response = response.model_copy(update={"prompt_id": query.prompt_id})
-        out.append(response)
-    return out
-
-
-def provider_verdict(response: Response) -> Verdict | None:
-    """A provider content filter stopping the answer is a refusal by the provider."""
-    if response.finish_reason == "content_filter":
-        return Verdict(
-            response_key=response.key,
-            prompt_id=response.prompt_id,
-            label="full_refusal",
-            judge=PROVIDER_JUDGE,
-            judge_version="1",
-            reason="finish_reason=content_filter",
-        )
-    return None
-
-
-async def judge_responses(
-    judge: Judge,
-    prompts: Sequence[Prompt],
-    responses: Sequence[Response],
-    store: Store,
-    progress: bool = True,
-) -> list[Verdict | None]:
-    """Judge each successful response (cached per judge configuration); errors get no verdict."""
-    verdicts: dict[str, Verdict] = {}
-    todo: list[JudgeItem] = []
-    for prompt, response in zip(prompts, responses, strict=True):
-        if not response.ok:
-            continue
-        forced = provider_verdict(response)
-        if forced is not None:
-            verdicts[response.key] = forced
-        else:
-            todo.append(JudgeItem(prompt=prompt.text, response=response))
-    cached = store.get_verdicts(judge.key, [i.response.key for i in todo])
-    verdicts.update(cached)
-    missing = list({i.response.key: i for i in todo if i.response.key not in cached}.values())
-    with Bar(f"judging ({judge.name})", len(missing), enabled=progress) as bar:
-        for start in range(0, len(missing), JUDGE_BATCH):
-            batch = missing[start : start + JUDGE_BATCH]
-            judged = await judge.judge(batch)
-            if len(judged) != len(batch):
-                raise RuntimeError(f"judge {judge.name} returned {len(judged)} verdicts for {len(batch)} items")
-            # a verdict that only says the judge failed is not kept: the next run asks again
-            store.put_verdicts(judge.key, [v for v in judged if not v.judge_failed])
-            for verdict in judged:
-                verdicts[verdict.response_key] = verdict
-                bar.advance(error=verdict.label == "unscored")
-    out: list[Verdict | None] = []
-    for prompt, response in zip(prompts, responses, strict=True):
-        found = verdicts.get(response.key) if response.ok else None
-        if found is not None and found.prompt_id != prompt.id:
-            found = found.model_copy(update={"prompt_id": prompt.id})
-        out.append(found)
-    return out
 
 
 def _stage_counts(judge: Judge, verdicts: Sequence[Verdict | None]) -> dict[str, int] | None:
@@ -261,7 +150,7 @@ async def _answer_and_judge(
     progress: bool,
 ) -> tuple[list[Response], list[Verdict | None]]:
     try:
-        responses = await collect_responses(backend, queries, store, progress)
+        responses = await CachedModel(backend, store, CachePolicy(), progress).answer(queries)
         verdicts = await judge_responses(judge, prompts, responses, store, progress)
     finally:
         await backend.aclose()

@@ -1,4 +1,4 @@
-"""The one SQLite store: responses keyed by query hash, verdicts keyed by (response, judge).
+"""The one SQLite store: responses keyed by query hash, verdicts keyed by (answer, judge configuration).
 
 Every response is committed as soon as it arrives (WAL mode), so a killed run loses
 nothing it had received. Errored responses are kept for the record but are not cache
@@ -141,12 +141,13 @@ class Store:
                 raise
 
     # responses -------------------------------------------------------------------------
-    def put_response(self, response: Response) -> None:
-        """Commit one response. A successful response is never overwritten by an error."""
-        self.put_responses([response])
+    def put_responses(self, responses: Iterable[Response], replace: bool = False) -> None:
+        """Commit responses in one transaction.
 
-    def put_responses(self, responses: Iterable[Response]) -> None:
-        """Commit several responses in one transaction."""
+        A stored successful response is never overwritten by an error; it is overwritten by a new
+        successful one only with ``replace`` (``--no-cache``).
+        """
+        condition = "responses.ok = 0 OR excluded.ok = 1" if replace else "responses.ok = 0"
         now = time.time()
         rows = [
             (
@@ -163,7 +164,7 @@ class Store:
                 self._db.executemany(
                     "INSERT INTO responses(key, ok, body, created) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET ok=excluded.ok, body=excluded.body, "
-                    "created=excluded.created WHERE responses.ok = 0",
+                    f"created=excluded.created WHERE {condition}",
                     rows,
                 )
                 self._db.execute("COMMIT")
@@ -193,10 +194,10 @@ class Store:
         return int(rows.get(1, 0)), int(rows.get(0, 0))
 
     # verdicts --------------------------------------------------------------------------
-    def put_verdicts(self, judge_key: str, verdicts: Iterable[Verdict]) -> None:
-        """Commit verdicts of one judge configuration (``judge_key``) in one transaction."""
+    def put_verdicts(self, judge_key: str, verdicts: Iterable[tuple[str, Verdict]]) -> None:
+        """Commit ``(answer key, verdict)`` pairs of one judge configuration (``judge_key``) in one transaction."""
         now = time.time()
-        rows = [(v.response_key, judge_key, v.model_dump_json(), now) for v in verdicts]
+        rows = [(key, judge_key, v.model_dump_json(), now) for key, v in verdicts]
         with self._lock:
             self._db.execute("BEGIN")
             try:
@@ -209,17 +210,16 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def get_verdicts(self, judge_key: str, response_keys: Sequence[str]) -> dict[str, Verdict]:
-        """Cached verdicts of ``judge_key`` for ``response_keys``."""
+    def get_verdicts(self, judge_key: str, keys: Sequence[str]) -> dict[str, Verdict]:
+        """Cached verdicts of ``judge_key``, by the answer keys they were stored under."""
         found: dict[str, Verdict] = {}
         with self._lock:
-            for start in range(0, len(response_keys), 500):
-                chunk = list(response_keys[start : start + 500])
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                sql = f"SELECT body FROM verdicts WHERE judge_key = ? AND response_key IN ({marks})"  # noqa: S608
-                for (body,) in self._db.execute(sql, [judge_key, *chunk]):
-                    verdict = Verdict.model_validate_json(body)
-                    found[verdict.response_key] = verdict
+                sql = f"SELECT response_key, body FROM verdicts WHERE judge_key = ? AND response_key IN ({marks})"
+                for key, body in self._db.execute(sql, [judge_key, *chunk]):
+                    found[key] = Verdict.model_validate_json(body)
         return found
 
 
@@ -233,9 +233,10 @@ class ResponseCommitter:
     :meth:`flush` (called on every exit path, Ctrl-C included) commits the rest.
     """
 
-    def __init__(self, store: Store, max_delay_s: float = 0.005, max_batch: int = 512) -> None:
-        """Create a committer for ``store``; use it from inside a running event loop."""
+    def __init__(self, store: Store, max_delay_s: float = 0.005, max_batch: int = 512, replace: bool = False) -> None:
+        """Create a committer for ``store`` (``replace``: see :meth:`Store.put_responses`); use it in an event loop."""
         self._store = store
+        self._replace = replace
         self._max_delay_s = max_delay_s
         self._max_batch = max_batch
         self._pending: list[Response] = []
@@ -255,5 +256,7 @@ class ResponseCommitter:
             self._timer.cancel()
             self._timer = None
         if self._pending:
-            self._store.put_responses(self._pending)  # on failure they stay queued, and the final flush raises
+            self._store.put_responses(
+                self._pending, self._replace
+            )  # on failure they stay queued, and the final flush raises
             self._pending = []

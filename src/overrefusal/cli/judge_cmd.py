@@ -12,13 +12,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from overrefusal.atomic import write_atomic
 from overrefusal.cli.options import FiniteFloat, parse_kv
 from overrefusal.errors import BadInputError
 from overrefusal.judges import DEFAULT_JUDGE, Judge, judges
 from overrefusal.judges.agreement import Agreement, agreement
 from overrefusal.judges.gold import GOLD_LABELS, GoldSet, load_gold
 from overrefusal.progress import Bar
-from overrefusal.runner import JUDGE_BATCH
+from overrefusal.store import Store
+from overrefusal.verdicts import JUDGE_BATCH
 
 
 def _columns(func: Any) -> Any:
@@ -63,6 +65,8 @@ def judge() -> None:
 
 async def _judge_all(the_judge: Judge, gold: GoldSet, progress: bool) -> list[str]:
     labels: list[str] = []
+    store = Store()  # judges that ask a model keep their replies here
+    the_judge.use_store(store)
     try:
         with Bar(f"judging ({the_judge.name})", len(gold), enabled=progress) as bar:
             for start in range(0, len(gold), JUDGE_BATCH):
@@ -73,6 +77,7 @@ async def _judge_all(the_judge: Judge, gold: GoldSet, progress: bool) -> list[st
                     bar.advance(error=v.label == "unscored")
     finally:
         await the_judge.aclose()
+        store.close()
     return labels
 
 
@@ -151,10 +156,7 @@ def train_cmd(labeled_file: Path, output: Path, with_builtin_data: bool, c: floa
         with as_file(files("overrefusal.judges").joinpath("data/authored.csv")) as authored:
             sets.append(TrainSet(load_gold(authored)))
     model = train(sets, c=c or DEFAULT_C, meta={"trained_on": labeled_file.name})
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp.npz")
-    model.save(tmp)
-    tmp.replace(output)
+    write_atomic(output, model.save)
     counts = model.meta.get("counts", {})
     click.echo(f"trained on {sum(counts.values())} responses {counts}; wrote {output}")
     click.echo(f"use it: overrefusal run --judge classifier -J model={output}")

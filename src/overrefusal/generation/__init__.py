@@ -1,7 +1,7 @@
 """Build an OR-Bench-style over-refusal benchmark with any LLM: seeds -> rewrite -> moderate -> dedup -> hard -> export.
 
 Every stage reads and writes records in the store (scoped by a project name), sends model calls only through
-:func:`overrefusal.runner.collect_responses` (so they are cached by query hash and never repeated), and records
+:class:`overrefusal.cached_model.CachedModel` (so they are cached by query hash and never repeated), and records
 the tokens it used.
 """
 

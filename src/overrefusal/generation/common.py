@@ -1,4 +1,4 @@
-"""What every stage shares: its context, model calls through the cached runner, and token accounting."""
+"""What every stage shares: its context, model calls through the cached-model layer, and token accounting."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from overrefusal.backends import Backend, backends
+from overrefusal.cached_model import CachedModel
 from overrefusal.generation.config import ModelSpec, PipelineConfig
 from overrefusal.generation.records_store import GenerationStore
 from overrefusal.generation.taxonomy import Taxonomy, load_taxonomy
 from overrefusal.hashing import content_hash
 from overrefusal.records import GenerateParams, Message, Query, Response
-from overrefusal.runner import collect_responses
 from overrefusal.store import Store
 
 T = TypeVar("T")
@@ -87,7 +87,7 @@ class Stage:
         """Answer ``queries`` through the store (cache hits are free; new answers commit on arrival)."""
         if not queries:
             return []
-        responses = await collect_responses(backend, queries, self.store, self.progress)
+        responses = await CachedModel(backend, self.store, progress=self.progress).answer(queries)
         self.usage.add(responses)
         return responses
 

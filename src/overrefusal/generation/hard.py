@@ -1,7 +1,7 @@
 """``generate hard``: a panel of models answers every kept benign prompt; prompts refused by >= k form the hard pool.
 
 Refusal is decided by a registered judge (``keywords`` by default) through
-:func:`overrefusal.runner.judge_responses`, so verdicts are cached too. Errors and ``unscored``
+:func:`overrefusal.verdicts.judge_responses`, so verdicts are cached too. Errors and ``unscored``
 verdicts never count as refusals. Then a category-balanced hard subset of the target size and a
 category-balanced toxic control set (from the deduplicated toxic pool) are sampled with a seed.
 """
@@ -17,7 +17,7 @@ from overrefusal.generation.common import Stage, close_all, run_async
 from overrefusal.generation.dedup import KIND as DEDUP_KIND
 from overrefusal.judges import judges
 from overrefusal.records import GenerateParams, Prompt, Query
-from overrefusal.runner import judge_responses
+from overrefusal.verdicts import judge_responses
 
 KIND = "hard"
 TOXIC_KIND = "toxic_control"

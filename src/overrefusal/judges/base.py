@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from overrefusal.hashing import content_hash
 from overrefusal.records import Response, Verdict, VerdictLabel
+
+if TYPE_CHECKING:
+    from overrefusal.store import Store
 
 
 class JudgeItem(BaseModel):
@@ -69,6 +72,13 @@ class Judge(ABC):
         Read from the verdict itself, so verdicts from the cache are counted like new ones.
         """
         return None
+
+    def use_store(self, store: Store) -> None:  # noqa: B027 - optional hook, default does nothing
+        """Hand the judge the run's store; judges that ask a model keep their replies there.
+
+        Called by :func:`overrefusal.verdicts.judge_responses` before judging; a judge never opens
+        a store of its own.
+        """
 
     @abstractmethod
     async def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:

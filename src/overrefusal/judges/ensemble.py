@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from overrefusal.errors import BadInputError
 from overrefusal.judges.base import Judge, JudgeItem
 from overrefusal.records import REFUSAL_LABELS, Verdict, VerdictLabel
+from overrefusal.store import Store
 
 
 def _member_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +120,11 @@ class VoteJudge(Judge):
             out.append(self.verdict(item, label, f"{why} ({detail})", judge_failed=failed))
         return out
 
+    def use_store(self, store: Store) -> None:
+        """Hand the store to every member."""
+        for member in self.members:
+            member.use_store(store)
+
     async def aclose(self) -> None:
         """Close every member."""
         for member in self.members:
@@ -180,6 +186,11 @@ class CascadeJudge(Judge):
                 reason = f"stage 1 ({self.cheap.name}, p={p:.2f}): {v.reason}"
             out.append(self.verdict(item, v.label, reason, v.raw, judge_failed=v.judge_failed))
         return out
+
+    def use_store(self, store: Store) -> None:
+        """Hand the store to both stages."""
+        self.cheap.use_store(store)
+        self.strong.use_store(store)
 
     async def aclose(self) -> None:
         """Close both stages."""

@@ -5,7 +5,8 @@ The reply must END with its label in a tag, e.g. ``<label>direct_refusal</label>
 in the reasoning is ignored; several tags at the end that disagree, an unknown label, no
 final tag, an empty reply, a judge that refuses to judge, or a failed request all give
 ``unscored``, never refusal or compliance. Raw replies are cached in the store, so an
-interrupted judging run resumes without repeating model calls.
+interrupted judging run resumes without repeating model calls. The judge keeps them in the store it is
+handed (:meth:`LLMJudge.use_store`); it never opens one of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from overrefusal.backends import Backend, backends
+from overrefusal.cached_model import CachedModel
 from overrefusal.errors import BadInputError
 from overrefusal.judges.base import Judge, JudgeItem
 from overrefusal.records import GenerateParams, Message, Query, Verdict, VerdictLabel
@@ -158,7 +160,7 @@ class LLMJudge(Judge):
         backend: backend name (``embedded``, ``fake``, or an API backend).
         scheme: ``orbench`` (direct_answer / direct_refusal / indirect_refusal) or ``xstest``.
         max_tokens: token budget of each judge reply.
-        store: where raw judge replies are cached (default: the store in ``$OVERREFUSAL_HOME``).
+        store: where raw judge replies are cached; runs hand theirs over with :meth:`use_store`.
         progress: draw a progress bar while judging.
         **backend_args: passed to the backend (e.g. ``model=qwen``).
     """
@@ -182,8 +184,11 @@ class LLMJudge(Judge):
         self.backend = backend if isinstance(backend, Backend) else backends.create(backend, **backend_args)
         self.params = GenerateParams(temperature=0.0, max_tokens=int(max_tokens), seed=0)
         self._store = store
-        self._own_store = store is None
         self.progress = progress
+
+    def use_store(self, store: Store) -> None:
+        """Cache judge replies in ``store``."""
+        self._store = store
 
     @property
     def config(self) -> dict[str, Any]:
@@ -200,11 +205,10 @@ class LLMJudge(Judge):
 
     async def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """Ask the judge model about each item (cached replies are reused)."""
-        from overrefusal.runner import collect_responses
-
         if self._store is None:
-            self._store = Store()
-        replies = await collect_responses(self.backend, [self.query(i) for i in items], self._store, self.progress)
+            raise RuntimeError("the LLM judge has no store: call use_store() (judge_responses does) first")
+        cached = CachedModel(self.backend, self._store, progress=self.progress)
+        replies = await cached.answer([self.query(i) for i in items])
         out: list[Verdict] = []
         for item, reply in zip(items, replies, strict=True):
             model = reply.model or self.backend.model
@@ -225,8 +229,5 @@ class LLMJudge(Judge):
         return verdict.model_copy(update={"judge_version": f"{self.version}/{self.scheme}/{model}"})
 
     async def aclose(self) -> None:
-        """Close the backend and the store this judge opened."""
+        """Close the backend."""
         await self.backend.aclose()
-        if self._own_store and self._store is not None:
-            self._store.close()
-            self._store = None

@@ -1,0 +1,149 @@
+"""Send a query unless the store has its answer: the one cached-model layer.
+
+The runner, the LLM judge and the generation stages all ask models through :class:`CachedModel`,
+so the cache key (backend identity, messages, parameters, sample index, cache tag), the cache
+policy (``--no-cache``, ``--cache-tag``) and repeated samples (``--samples``) live here only.
+
+Every new answer is committed within milliseconds of its arrival, so an interrupted run resumes
+without losing or repeating completed requests. Errored answers are stored for the record but
+are never cache hits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from overrefusal.backends.base import Backend
+from overrefusal.errors import BadInputError
+from overrefusal.hashing import content_hash
+from overrefusal.progress import Bar
+from overrefusal.records import Query, Response
+from overrefusal.store import ResponseCommitter, Store
+
+MAX_TAG_CHARS = 80
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How the store is used when answering.
+
+    Attributes:
+        refresh: send every query again (``--no-cache``); the new answers replace the stored ones
+            (an error never replaces a stored answer).
+        tag: keeps a separate cache for the same model name (``--cache-tag``), e.g. two checkpoints
+            served under one name. Empty: the shared cache.
+    """
+
+    refresh: bool = False
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.tag) > MAX_TAG_CHARS or any(not ch.isprintable() for ch in self.tag):
+            raise BadInputError(f"--cache-tag must be at most {MAX_TAG_CHARS} printable characters")
+
+
+def cache_key(query: Query, identity: dict[str, str], *, sample: int = 0, tag: str = "") -> str:
+    """Key of ``query``'s answer in the store.
+
+    Backend identity, messages and parameters always enter the key; the sample index and the
+    cache tag only when set, so the first sample of an untagged run keeps the keys of earlier versions.
+    """
+    value: dict[str, object] = {
+        "backend": identity,
+        "messages": [m.model_dump() for m in query.messages],
+        "params": query.params.model_dump(),
+    }
+    if sample:
+        value["sample"] = sample
+    if tag:
+        value["tag"] = tag
+    return content_hash(value, prefix="resp")
+
+
+def sample_query(query: Query, sample: int) -> Query:
+    """The query sent for sample number ``sample``: the seed moves on so samples differ, reruns repeat."""
+    if sample == 0 or query.params.seed is None:
+        return query
+    params = query.params.model_copy(update={"seed": query.params.seed + sample})
+    return query.model_copy(update={"params": params})
+
+
+class CachedModel:
+    """A backend behind the store.
+
+    Args:
+        backend: the model.
+        store: where answers are kept.
+        policy: ``--no-cache`` and ``--cache-tag``.
+        progress: draw a progress bar while requests are in flight.
+    """
+
+    def __init__(self, backend: Backend, store: Store, policy: CachePolicy | None = None, progress: bool = True):
+        """Wrap ``backend``; nothing is sent until :meth:`answer`."""
+        self.backend = backend
+        self.store = store
+        self.policy = policy or CachePolicy()
+        self.progress = progress
+
+    def key(self, query: Query, sample: int = 0) -> str:
+        """The store key of ``query``'s answer number ``sample``."""
+        return cache_key(query, self.backend.identity, sample=sample, tag=self.policy.tag)
+
+    async def answer(
+        self,
+        queries: Sequence[Query],
+        samples: int = 1,
+        on_response: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        """Answer each query ``samples`` times; returns the answers query by query, samples in order.
+
+        Only answers the store lacks are requested (all of them with ``refresh``); a query that
+        occurs twice is sent once. Each response carries its sample index; ``cached`` tells
+        whether it came from the store.
+        """
+        if samples < 1:
+            raise BadInputError("--samples must be at least 1")
+        slots = [(query, sample) for query in queries for sample in range(samples)]
+        keys = [self.key(query, sample) for query, sample in slots]
+        found = {} if self.policy.refresh else self.store.get_responses(keys)
+        pending: dict[str, tuple[Query, int]] = {}
+        for key, slot in zip(keys, slots, strict=True):
+            if key not in found and key not in pending:
+                pending[key] = slot
+        backend = self.backend
+        semaphore = asyncio.Semaphore(max(1, backend.concurrency))
+        committer = ResponseCommitter(self.store, replace=self.policy.refresh)
+        with Bar(f"{backend.model} answering", len(pending), enabled=self.progress) as bar:
+
+            async def one(key: str, query: Query, sample: int) -> None:
+                async with semaphore:
+                    response = await backend.generate(sample_query(query, sample), key)
+                if sample:
+                    response = response.model_copy(update={"sample": sample})
+                committer.add(response)
+                found[key] = response
+                bar.advance(error=not response.ok)
+                if on_response is not None:
+                    on_response(response)
+
+            tasks = [asyncio.ensure_future(one(k, q, s)) for k, (q, s) in pending.items()]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                committer.flush()
+        out: list[Response] = []
+        answered: set[str] = set()
+        for key, (query, _sample) in zip(keys, slots, strict=True):
+            response = found[key]
+            if key in pending:
+                if key in answered:  # a duplicate query: one request answered both
+                    response = response.model_copy(update={"cached": True})
+                answered.add(key)
+            if response.prompt_id != query.prompt_id:  # an answer reused across prompts with the same text
+                response = response.model_copy(update={"prompt_id": query.prompt_id})
+            out.append(response)
+        return out

@@ -1,0 +1,84 @@
+"""Judge responses unless the store has their verdicts: the one verdict-cache layer.
+
+Used by the runner and the generation stages. Verdicts are cached per judge configuration
+(:attr:`Judge.key`) and per answer: the answer key hashes the response key with the text
+judged, so an answer sent again (``--no-cache``) is judged again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from overrefusal.hashing import content_hash
+from overrefusal.judges.base import Judge, JudgeItem
+from overrefusal.progress import Bar
+from overrefusal.records import Prompt, Response, Verdict
+from overrefusal.store import Store
+
+PROVIDER_JUDGE = "provider"
+"""Judge name on verdicts for provider-side refusals (``finish_reason == "content_filter"``)."""
+
+JUDGE_BATCH = 64
+"""Items per call of :meth:`Judge.judge` (and per store commit)."""
+
+
+def answer_key(response: Response) -> str:
+    """Key of the judged text of ``response`` in the verdict cache."""
+    return content_hash({"response": response.key, "text": response.text}, prefix="ans")
+
+
+def provider_verdict(response: Response) -> Verdict | None:
+    """A provider content filter stopping the answer is a refusal by the provider."""
+    if response.finish_reason == "content_filter":
+        return Verdict(
+            response_key=response.key,
+            prompt_id=response.prompt_id,
+            label="full_refusal",
+            judge=PROVIDER_JUDGE,
+            judge_version="1",
+            reason="finish_reason=content_filter",
+        )
+    return None
+
+
+async def judge_responses(
+    judge: Judge,
+    prompts: Sequence[Prompt],
+    responses: Sequence[Response],
+    store: Store,
+    progress: bool = True,
+) -> list[Verdict | None]:
+    """Judge each successful response (cached per judge configuration); errors get no verdict."""
+    judge.use_store(store)
+    verdicts: dict[str, Verdict] = {}
+    todo: dict[str, JudgeItem] = {}
+    for prompt, response in zip(prompts, responses, strict=True):
+        if not response.ok:
+            continue
+        forced = provider_verdict(response)
+        if forced is not None:
+            verdicts[answer_key(response)] = forced
+        else:
+            todo.setdefault(answer_key(response), JudgeItem(prompt=prompt.text, response=response))
+    cached = store.get_verdicts(judge.key, list(todo))
+    verdicts.update(cached)
+    missing = [(key, item) for key, item in todo.items() if key not in cached]
+    with Bar(f"judging ({judge.name})", len(missing), enabled=progress) as bar:
+        for start in range(0, len(missing), JUDGE_BATCH):
+            batch = missing[start : start + JUDGE_BATCH]
+            judged = await judge.judge([item for _, item in batch])
+            if len(judged) != len(batch):
+                raise RuntimeError(f"judge {judge.name} returned {len(judged)} verdicts for {len(batch)} items")
+            pairs = [(key, verdict) for (key, _), verdict in zip(batch, judged, strict=True)]
+            # a verdict that only says the judge failed is not kept: the next run asks again
+            store.put_verdicts(judge.key, [(k, v) for k, v in pairs if not v.judge_failed])
+            verdicts.update(pairs)
+            for verdict in judged:
+                bar.advance(error=verdict.label == "unscored")
+    out: list[Verdict | None] = []
+    for prompt, response in zip(prompts, responses, strict=True):
+        found = verdicts.get(answer_key(response)) if response.ok else None
+        if found is not None and (found.prompt_id != prompt.id or found.response_key != response.key):
+            found = found.model_copy(update={"prompt_id": prompt.id, "response_key": response.key})
+        out.append(found)
+    return out
