@@ -21,8 +21,8 @@ class RunError(OverrefusalError):
     exit_code = 1
 
 
-class MissingDependencyError(RunError):
-    """An optional dependency is not installed; the message names the pip extra."""
+class MissingDependencyError(BadInputError):
+    """An optional dependency is not installed; the message names the pip extra. Exit code 2."""
 
     def __init__(self, feature: str, extra: str, packages: list[str]) -> None:
         """Build the message from the feature, the extra that provides it and its packages."""

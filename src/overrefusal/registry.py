@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from overrefusal.errors import BadInputError
+from overrefusal.errors import BadInputError, MissingDependencyError
 
 T = TypeVar("T")
 
@@ -38,10 +38,17 @@ class Registry(Generic[T]):
         """Create an empty registry; ``kind`` names it in error messages (e.g. ``backend``)."""
         self.kind = kind
         self._entries: dict[str, str | Callable[..., T]] = {}
+        self._extras: dict[str, str] = {}
 
-    def add(self, name: str, target: str | Callable[..., T]) -> None:
-        """Register ``target`` (a factory, or a lazy ``"module:attr"`` path) under ``name``."""
+    def add(self, name: str, target: str | Callable[..., T], extra: str | None = None) -> None:
+        """Register ``target`` (a factory, or a lazy ``"module:attr"`` path) under ``name``.
+
+        ``extra`` names the pip extra that provides its optional libraries: importing it without them
+        is a one-line error that says what to install.
+        """
         self._entries[name] = target
+        if extra:
+            self._extras[name] = extra
 
     def remove(self, name: str) -> None:
         """Unregister ``name`` (used by tests and plugins)."""
@@ -61,7 +68,13 @@ class Registry(Generic[T]):
             raise BadInputError(f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}") from None
         if isinstance(target, str):
             module_name, _, attr = target.partition(":")
-            module = importlib.import_module(module_name)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                extra = self._extras.get(name)
+                if extra is None or (exc.name or "").startswith("overrefusal"):
+                    raise
+                raise MissingDependencyError(f"the {name} {self.kind}", extra, [exc.name or "?"]) from None
             resolved: Callable[..., T] = getattr(module, attr)
             self._entries[name] = resolved
             return resolved

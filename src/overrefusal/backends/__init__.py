@@ -6,7 +6,7 @@ from overrefusal.backends.base import Backend
 from overrefusal.registry import Registry
 
 backends: Registry[Backend] = Registry("backend")
-backends.add("embedded", "overrefusal.backends.embedded:EmbeddedBackend")
+backends.add("embedded", "overrefusal.backends.embedded:EmbeddedBackend", extra="embedded")
 backends.add("fake", "overrefusal.backends.fake:FakeBackend")
 backends.add("openai", "overrefusal.backends.openai_compat:OpenAIBackend")
 backends.add("anthropic", "overrefusal.backends.anthropic:AnthropicBackend")

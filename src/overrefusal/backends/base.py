@@ -45,6 +45,9 @@ class Backend(ABC):
         """The response recording that ``query`` finally failed with ``error``."""
         return Response(key=key, prompt_id=query.prompt_id, model=self.model, latency_s=latency_s, error=error)
 
+    def check(self) -> None:  # noqa: B027 - optional hook, default does nothing
+        """Fail now, before any request, when the backend cannot work (a missing extra, model files)."""
+
     @abstractmethod
     async def generate(self, query: Query, key: str) -> Response:
         """Answer ``query``; ``key`` is its cache key, to be copied into the response."""

@@ -100,6 +100,10 @@ class EmbeddedBackend(Backend):
             identity["file"] = self._fingerprint
         return identity
 
+    def check(self) -> None:
+        """Fail now when llama.cpp (the ``embedded`` extra) cannot be imported."""
+        _import_xllamacpp()
+
     def model_path(self) -> Path:
         """The verified GGUF path (assembled on first call)."""
         if self._path is None:

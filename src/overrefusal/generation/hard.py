@@ -55,6 +55,9 @@ async def _panel(stage: Stage, prompts: list[Prompt]) -> dict[str, dict[str, str
     params = GenerateParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=0)
     models = [stage.backend(f"panel_{i + 1}", spec) for i, spec in enumerate(cfg.panel)]
     try:
+        await judge.check()  # a judge that cannot load fails before the panel is asked anything
+        for backend in models:
+            backend.check()
         for index, backend in enumerate(models):
             queries = [Query.for_prompt(p, params) for p in prompts]
             responses = await stage.ask(backend, queries)

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from overrefusal.errors import BadInputError
+from overrefusal.errors import BadInputError, MissingDependencyError
 from overrefusal.generation.common import Stage
 from overrefusal.generation.config import PipelineConfig
-from overrefusal.generation.dedup import run_dedup
-from overrefusal.generation.export import run_export
-from overrefusal.generation.hard import run_hard
-from overrefusal.generation.moderate import run_moderate
-from overrefusal.generation.rewrite import run_rewrite
-from overrefusal.generation.seeds import run_seeds
 from overrefusal.store import Store
 
-STAGES: dict[str, Callable[[Stage], dict[str, Any]]] = {
-    "seeds": run_seeds,
-    "rewrite": run_rewrite,
-    "moderate": run_moderate,
-    "dedup": run_dedup,
-    "hard": run_hard,
-    "export": run_export,
+STAGES: dict[str, str] = {
+    "seeds": "overrefusal.generation.seeds:run_seeds",
+    "rewrite": "overrefusal.generation.rewrite:run_rewrite",
+    "moderate": "overrefusal.generation.moderate:run_moderate",
+    "dedup": "overrefusal.generation.dedup:run_dedup",
+    "hard": "overrefusal.generation.hard:run_hard",
+    "export": "overrefusal.generation.export:run_export",
 }
-"""The stages in chain order."""
+"""The stages in chain order, imported when used (dedup and export need numpy)."""
+
+NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dedup": ("classifier", ("numpy", "onnxruntime", "tokenizers")),
+    "export": ("classifier", ("numpy",)),
+}
+"""Stage -> (pip extra, libraries it needs beyond the core install)."""
+
+
+def stage_function(name: str) -> Callable[[Stage], dict[str, Any]]:
+    """Import stage ``name``; a missing optional library is a one-line error naming the extra."""
+    if name not in STAGES:
+        raise BadInputError(f"unknown stage {name!r}: choose one of {', '.join(STAGES)}")
+    extra, libraries = NEEDS.get(name, ("", ()))
+    missing = [lib for lib in libraries if importlib.util.find_spec(lib) is None]
+    if missing:
+        raise MissingDependencyError(f"the {name} stage", extra, missing)
+    module, _, attr = STAGES[name].partition(":")
+    function: Callable[[Stage], dict[str, Any]] = getattr(importlib.import_module(module), attr)
+    return function
 
 
 def run_stage(name: str, config: PipelineConfig, store: Store | None = None, progress: bool = True) -> dict[str, Any]:
@@ -33,8 +48,7 @@ def run_stage(name: str, config: PipelineConfig, store: Store | None = None, pro
     A stage reads the records of the previous one from the store; running it again re-sends
     only the model calls that have no stored answer.
     """
-    if name not in STAGES:
-        raise BadInputError(f"unknown stage {name!r}: choose one of {', '.join(STAGES)}")
+    function = stage_function(name)
     own = store is None
     the_store = store or Store()
     try:
@@ -47,7 +61,7 @@ def run_stage(name: str, config: PipelineConfig, store: Store | None = None, pro
                 f"project {config.project!r} has no finished {previous!r} stage in {the_store.path}: run "
                 f"`overrefusal generate {previous}` first (or `generate all`), or check the project name"
             )
-        return STAGES[name](stage)
+        return function(stage)
     finally:
         if own:
             the_store.close()
@@ -60,6 +74,8 @@ def run_all(
     on_stage: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run every stage in order; returns the report of each."""
+    for name in STAGES:  # a missing library fails now, not after the model calls of the first stages
+        stage_function(name)
     own = store is None
     the_store = store or Store()
     reports: dict[str, dict[str, Any]] = {}

@@ -7,7 +7,7 @@ from overrefusal.registry import Registry
 
 judges: Registry[Judge] = Registry("judge")
 judges.add("keywords", "overrefusal.judges.keywords:KeywordJudge")
-judges.add("classifier", "overrefusal.judges.classifier:ClassifierJudge")
+judges.add("classifier", "overrefusal.judges.classifier:ClassifierJudge", extra="classifier")
 judges.add("llm", "overrefusal.judges.llm:LLMJudge")
 judges.add("vote", "overrefusal.judges.ensemble:VoteJudge")
 judges.add("cascade", "overrefusal.judges.ensemble:CascadeJudge")
