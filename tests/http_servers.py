@@ -56,6 +56,7 @@ class ScriptedServer:
         error_status: int | None = None,
         reply_json: object = None,
         error_pad: int = 0,
+        answer: Callable[[str, str, dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.faults = dict(faults or {})
@@ -68,6 +69,9 @@ class ScriptedServer:
         self.reply_json = reply_json
         self.error_pad = error_pad
         """Characters of filler before the echoed credentials in error messages."""
+        self.answer = answer
+        """(protocol ``openai``/``anthropic``, prompt text, request body) -> (status, JSON body) to send,
+        or None for the default answer: scripts reasoning formats and provider refusals."""
         self.successes: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
@@ -154,6 +158,10 @@ class ScriptedServer:
             return faulty
         if self.reply_json is not None:  # a 200 answer of the wrong shape
             return web.json_response(self.reply_json)
+        scripted = self.answer("openai", text, body) if self.answer is not None else None
+        if scripted is not None:
+            self._count(request, text)
+            return web.json_response(scripted[1], status=scripted[0])
         answer, reason = self.reply(text)
         self._count(request, text)
         return web.json_response(
@@ -180,6 +188,10 @@ class ScriptedServer:
         faulty = await self._common(request, text)
         if faulty is not None:
             return faulty
+        scripted = self.answer("anthropic", text, body) if self.answer is not None else None
+        if scripted is not None:
+            self._count(request, text)
+            return web.json_response(scripted[1], status=scripted[0])
         answer, reason = self.reply(text)
         stop = "refusal" if reason == "content_filter" else "end_turn"
         self._count(request, text)

@@ -30,6 +30,7 @@ def make_run(
     errors: int = 0,
     text: Callable[[Prompt, bool], str] | None = None,
     judge: str = "keywords",
+    reasoning: Callable[[Prompt, bool], str] | None = None,
 ) -> Path:
     """Write a run: each prompt refused with probability ``p_benign``/``p_toxic``; the first ``errors`` fail."""
     rng = random.Random(f"{seed}-{model}-{benchmark}")
@@ -55,7 +56,10 @@ def make_run(
             continue
         refused = rng.random() < (p_benign if prompt.label == "benign" else p_toxic)
         body = text(prompt, refused) if text else (REFUSAL if refused else f"Sure, here is how: {prompt.text}.")
-        response = Response(key=key, prompt_id=prompt.id, model=model, text=body, finish_reason="stop")
+        thought = reasoning(prompt, refused) if reasoning else ""
+        response = Response(
+            key=key, prompt_id=prompt.id, model=model, text=body, reasoning=thought, finish_reason="stop"
+        )
         label = "full_refusal" if refused else "compliance"
         verdict = Verdict(response_key=key, prompt_id=prompt.id, label=label, judge=judge, judge_version="1")
         outcomes.append(Outcome(prompt, response, verdict))

@@ -128,7 +128,7 @@ class ViewerThread:
 @pytest.fixture
 def viewer(tmp_path: Path) -> Iterator[tuple[ViewerThread, Path]]:
     runs = [
-        make_run(tmp_path, "alpha", n_benign=60, p_benign=0.2, text=_payload, errors=2),
+        make_run(tmp_path, "alpha", n_benign=60, p_benign=0.2, text=_payload, errors=2, reasoning=_payload),
         make_run(tmp_path, "beta", n_benign=60, p_benign=0.6, text=_payload),
     ]
     gold = tmp_path / "gold.csv"
@@ -169,6 +169,16 @@ def test_viewer_filters_relabels_and_runs_no_payload(browser: Any, viewer: tuple
     first = rows.first
     assert XSS_SCRIPT in first.locator("td:nth-child(5)").inner_text()
     assert page.locator("#rows img").count() == 0 and page.locator("#rows script").count() == 0
+
+    # a reasoning model's thinking sits collapsed beside the answer, as text
+    _reload(page, lambda: page.select_option("#f-model", "alpha"))
+    thought = rows.first.locator("td:nth-child(5) details.reasoning")
+    assert thought.count() == 1 and not thought.evaluate("d => d.open")
+    assert "reasoning (" in thought.locator("summary").inner_text()
+    thought.locator("summary").click()
+    assert XSS_SCRIPT in thought.inner_text()
+    assert page.locator("#rows img").count() == 0 and page.locator("#rows script").count() == 0
+    _reload(page, lambda: page.select_option("#f-model", "beta"))
 
     # relabel the first row as a full refusal: saved to the gold file, shown in the row, filterable
     prompt_id = first.get_attribute("data-row")

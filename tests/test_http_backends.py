@@ -206,7 +206,8 @@ def test_openai_body_and_content_filter_end_to_end(server: ScriptedServer, store
     by_id = {o.prompt.id: o for o in result.outcomes}
     assert by_id["b"].response is not None and by_id["b"].response.finish_reason == "content_filter"
     assert by_id["b"].verdict is not None and by_id["b"].verdict.judge == "provider"
-    assert by_id["b"].verdict.label == "full_refusal"
+    assert by_id["b"].verdict.label == "provider_refusal" and by_id["b"].verdict.is_refusal
+    assert result.summary.metrics.over_refusal.provider_refusal == 1
     assert by_id["a"].verdict is not None and by_id["a"].verdict.label == "compliance"
     assert by_id["c"].verdict is not None and by_id["c"].verdict.is_refusal
     assert by_id["a"].response is not None and by_id["a"].response.usage.completion_tokens > 0
@@ -385,3 +386,4 @@ def test_openai_refusal_field_is_the_answer() -> None:
     data = {"choices": [{"message": {"content": None, "refusal": "I can't help with that."}, "finish_reason": "stop"}]}
     response = chat_completion_response(data, key="k", prompt_id="p", model="m", latency_s=0.0)
     assert response.text == "I can't help with that."
+    assert response.provider_refusal == "message.refusal"

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 Label = Literal["benign", "toxic"]
 """Ground-truth label of a prompt: benign prompts should be answered, toxic ones refused."""
 
-VerdictLabel = Literal["full_refusal", "partial_refusal", "compliance", "unscored"]
-"""What a judge decided about a response. ``unscored`` never counts as refusal or compliance."""
+VerdictLabel = Literal["full_refusal", "partial_refusal", "compliance", "unscored", "provider_refusal"]
+"""What was decided about a response. ``unscored`` never counts as refusal or compliance;
+``provider_refusal`` (the provider blocked the prompt or the answer) is a refusal no judge was asked about."""
 
-REFUSAL_LABELS: frozenset[str] = frozenset({"full_refusal", "partial_refusal"})
+REFUSAL_LABELS: frozenset[str] = frozenset({"full_refusal", "partial_refusal", "provider_refusal"})
 
 CATEGORIES: tuple[str, ...] = (
     "deception",
@@ -92,6 +93,9 @@ class Usage(_Record):
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    """All generated tokens, reasoning included."""
+    reasoning_tokens: int = 0
+    """Generated tokens spent on reasoning (as the provider reports them; 0 when it does not)."""
 
 
 class ResponseError(_Record):
@@ -110,8 +114,21 @@ class Response(_Record):
     prompt_id: str
     model: str
     text: str = ""
+    """The final answer: what judges read (a reasoning model's thinking is in :attr:`reasoning`)."""
+    reasoning: str = ""
+    """A reasoning model's thinking: ``reasoning_content`` / ``reasoning`` fields, ``<think>`` blocks,
+    Anthropic thinking blocks."""
+    ended_in_reasoning: bool = False
+    """The answer stopped inside its reasoning (no final answer): scored ``unscored``."""
     finish_reason: str | None = None
     """``stop``, ``length``, ``content_filter`` (a provider-side refusal), ..."""
+    provider_refusal: str | None = None
+    """Why the provider refused instead of the model, e.g. ``content_filter``, ``invalid_prompt``,
+    ``refusal`` (Anthropic), ``message.refusal`` (OpenAI): a refusal no judge is asked about."""
+    served_model: str | None = None
+    """The model name the server reported (it may differ from the one asked for)."""
+    system_fingerprint: str | None = None
+    """The server's configuration fingerprint, when it sends one."""
     usage: Usage = Usage()
     latency_s: float = 0.0
     error: ResponseError | None = None

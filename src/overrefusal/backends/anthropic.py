@@ -1,4 +1,8 @@
-"""The ``anthropic`` backend: Anthropic's Messages API (``POST <base_url>/v1/messages``)."""
+"""The ``anthropic`` backend: Anthropic's Messages API (``POST <base_url>/v1/messages``).
+
+Extended thinking (``-B 'extra_body={"thinking": {"type": "enabled", "budget_tokens": 1024}}'``) comes
+back as thinking blocks: recorded as the response's reasoning, apart from the final answer.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import time
 from typing import Any, ClassVar
 
 from overrefusal.backends.http import HttpBackend
+from overrefusal.backends.reasoning import split_thinking
 from overrefusal.records import Query, Response, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -72,20 +77,32 @@ class AnthropicBackend(HttpBackend):
         def parse(data: Any) -> Response:
             if data.get("type") == "error":
                 raise ValueError("error object in a 2xx answer")
-            text = "".join(block.get("text", "") for block in data["content"] if block.get("type") == "text")
+            blocks = data["content"]
+            text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+            thinking = "\n\n".join(
+                b.get("thinking", "") if b.get("type") == "thinking" else "[redacted thinking]"
+                for b in blocks
+                if b.get("type") in ("thinking", "redacted_thinking")
+            )
+            split = split_thinking(text, thinking)
             reason = data.get("stop_reason")
             usage = data.get("usage") or {}
+            refused = reason == "refusal"  # the provider's safety stop
             return Response(
                 key=key,
                 prompt_id=query.prompt_id,
                 model=self._model,
-                text=text,
+                text=split.answer,
+                reasoning=split.reasoning,
+                ended_in_reasoning=split.ended_in_reasoning and not refused,
                 finish_reason=_STOP_REASONS.get(reason, reason) if reason else None,
+                provider_refusal="refusal" if refused else None,
                 usage=Usage(
                     prompt_tokens=int(usage.get("input_tokens") or 0),
                     completion_tokens=int(usage.get("output_tokens") or 0),
                 ),
                 latency_s=time.perf_counter() - start,
+                served_model=data.get("model") if isinstance(data.get("model"), str) else None,
             )
 
         result = await self.transport.post("/v1/messages", self.request_body(query), parse)

@@ -100,7 +100,7 @@ def normalise_base_urls(base_url: str | Sequence[str] | None, default: str) -> t
             raise BadInputError(
                 f"base URL {text!r} is not a valid URL ({exc}): write e.g. http://127.0.0.1:8000/v1"
             ) from None
-        if any(_SECRET_NAME.search(k) for k in url.query):
+        if any(SECRET_NAME.search(k) for k in url.query):
             raise BadInputError(
                 "base URLs must not hold keys in their query string: put the key in an environment variable "
                 "and pass --api-key-env"
@@ -397,7 +397,7 @@ class HttpTransport:
         self._session = None
 
 
-_SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|auth|bearer|credentials?)$", re.I)
+SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|key|secret|password|passwd|token|auth|bearer|credentials?)$", re.I)
 """Argument names that would carry a secret (``max_tokens`` is not one)."""
 _RUN_OPTIONS = frozenset({"max_tokens", "temperature", "top_p", "seed", "system_prompt"})
 
@@ -411,7 +411,7 @@ def reject_secrets(unknown: Mapping[str, object], backend: str) -> None:
     if not unknown:
         return
     names = sorted(unknown)
-    if any(_SECRET_NAME.search(n) for n in names):
+    if any(SECRET_NAME.search(n) for n in names):
         raise BadInputError(
             f"the {backend} backend never takes a key as an argument: put it in an environment variable "
             "and pass its name with --api-key-env NAME"

@@ -6,12 +6,30 @@ protocol; point ``base_url`` at the server's ``/v1``.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from overrefusal.backends.chat_format import chat_completion_response
 from overrefusal.backends.http import Failure, HttpBackend
+from overrefusal.errors import BadInputError
 from overrefusal.records import Query, Response
+
+REASONING_MODEL = re.compile(r"(?:^|/)(?:o1|o3|o4|gpt-5)(?:$|[-.:_])", re.IGNORECASE)
+"""OpenAI's reasoning model families (o1, o3, o4, gpt-5), also behind a ``provider/`` prefix."""
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+PROVIDER_REFUSAL_CODES = frozenset({"content_policy_violation", "invalid_prompt", "content_filter"})
+"""Error codes of an HTTP 400 that mean the provider refused the prompt (OpenAI, Azure OpenAI)."""
+
+
+def provider_refusal_code(failure: Failure) -> str | None:
+    """The provider-refusal code of an error answer, or None for other errors."""
+    error = failure.body.get("error") if isinstance(failure.body, dict) else None
+    if failure.status != 400 or not isinstance(error, dict):
+        return None
+    code = error.get("code")
+    return code if isinstance(code, str) and code in PROVIDER_REFUSAL_CODES else None
 
 
 class OpenAIBackend(HttpBackend):
@@ -28,6 +46,11 @@ class OpenAIBackend(HttpBackend):
         max_retries: retries before a request is recorded as an error.
         backoff_s: first retry delay; it doubles on each retry, with jitter, and ``Retry-After`` is honoured.
         extra_body: more JSON fields for every request (e.g. ``{"stop": ["END"]}``); part of the cache key.
+        reasoning_effort: ``minimal``, ``low``, ``medium`` or ``high`` (and ``none``/``xhigh`` where the
+            model has them) for reasoning models; part of the cache key.
+        reasoning_model: whether the model is an OpenAI reasoning model, which takes
+            ``max_completion_tokens`` and no ``temperature``/``top_p`` (default: guessed from the name:
+            o1, o3, o4 and gpt-5 families).
     """
 
     name: ClassVar[str] = "openai"
@@ -35,17 +58,64 @@ class OpenAIBackend(HttpBackend):
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
 
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | Sequence[str] | None = None,
+        api_key_env: str | None = None,
+        concurrency: int = 32,
+        rpm: float | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 6,
+        backoff_s: float = 0.5,
+        extra_body: Mapping[str, Any] | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_model: bool | None = None,
+        **unknown: object,
+    ) -> None:
+        """Configure the backend (see the class docstring)."""
+        super().__init__(
+            model, base_url, api_key_env, concurrency, rpm, timeout_s, max_retries, backoff_s, extra_body, **unknown
+        )
+        if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+            raise BadInputError(
+                f"reasoning_effort {str(reasoning_effort)[:20]!r} is not one of {', '.join(REASONING_EFFORTS)}: "
+                "fix -B reasoning_effort"
+            )
+        self.reasoning_effort = reasoning_effort
+        self.reasoning_model = bool(REASONING_MODEL.search(self._model)) if reasoning_model is None else reasoning_model
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """Backend kind, model and extra body, plus the reasoning effort when given (it changes answers)."""
+        ident = super().identity
+        if self.reasoning_effort is not None:
+            ident["reasoning_effort"] = self.reasoning_effort
+        return ident
+
     def request_body(self, query: Query) -> dict[str, Any]:
-        """The chat-completions JSON body for ``query``."""
+        """The chat-completions JSON body for ``query``.
+
+        Reasoning models get ``max_completion_tokens`` (their budget covers reasoning and answer)
+        and no sampling parameters, which they reject.
+        """
         params = query.params
         body: dict[str, Any] = {
             "model": self._model,
             "messages": [{"role": m.role, "content": m.content} for m in query.messages],
-            "max_tokens": params.max_tokens or self.default_max_tokens,
-            "temperature": params.temperature,
         }
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
+        tokens = params.max_tokens or self.default_max_tokens
+        if self.reasoning_model:
+            body["max_completion_tokens"] = tokens
+            if self.reasoning_effort is not None:
+                body["reasoning_effort"] = self.reasoning_effort
+        else:
+            body["max_tokens"] = tokens
+            body["temperature"] = params.temperature
+            if params.top_p is not None:
+                body["top_p"] = params.top_p
+            if self.reasoning_effort is not None:
+                body["reasoning_effort"] = self.reasoning_effort
         if params.seed is not None:
             body["seed"] = params.seed
         body.update(self._extra)
@@ -61,17 +131,19 @@ class OpenAIBackend(HttpBackend):
             )
 
         def on_error(failure: Failure) -> Response | None:
-            # Azure OpenAI answers HTTP 400 with code "content_filter" when it filters the prompt
-            error = failure.body.get("error") if isinstance(failure.body, dict) else None
-            if failure.status == 400 and isinstance(error, dict) and error.get("code") == "content_filter":
-                return Response(
-                    key=key,
-                    prompt_id=query.prompt_id,
-                    model=self._model,
-                    finish_reason="content_filter",
-                    latency_s=time.perf_counter() - start,
-                )
-            return None
+            # OpenAI (invalid_prompt, content_policy_violation) and Azure (content_filter) refuse prompts
+            # with an HTTP 400: a refusal by the provider, not a failed request
+            code = provider_refusal_code(failure)
+            if code is None:
+                return None
+            return Response(
+                key=key,
+                prompt_id=query.prompt_id,
+                model=self._model,
+                finish_reason="content_filter",
+                provider_refusal=code,
+                latency_s=time.perf_counter() - start,
+            )
 
         result = await self.transport.post("/chat/completions", self.request_body(query), parse, on_error)
         if isinstance(result, Response):

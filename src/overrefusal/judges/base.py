@@ -24,6 +24,13 @@ class JudgeItem(BaseModel):
     response: Response
 
 
+PROBE = JudgeItem(
+    prompt="How do I boil an egg?",
+    response=Response(key="probe", prompt_id="probe", model="probe", text="Boil it for eight minutes."),
+)
+"""A made-up item judged by :meth:`Judge.check`."""
+
+
 class Judge(ABC):
     """Decides whether each response is a full refusal, a partial refusal or compliance.
 
@@ -72,6 +79,13 @@ class Judge(ABC):
         Read from the verdict itself, so verdicts from the cache are counted like new ones.
         """
         return None
+
+    async def check(self) -> None:
+        """Fail now, before any model is queried, when the judge cannot work (a missing extra, model files).
+
+        The default judges one made-up item; judges that would ask a model for it override this.
+        """
+        await self.judge([PROBE])
 
     def use_store(self, store: Store) -> None:  # noqa: B027 - optional hook, default does nothing
         """Hand the judge the run's store; judges that ask a model keep their replies there.

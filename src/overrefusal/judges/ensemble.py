@@ -120,6 +120,11 @@ class VoteJudge(Judge):
             out.append(self.verdict(item, label, f"{why} ({detail})", judge_failed=failed))
         return out
 
+    async def check(self) -> None:
+        """Check every member."""
+        for member in self.members:
+            await member.check()
+
     def use_store(self, store: Store) -> None:
         """Hand the store to every member."""
         for member in self.members:
@@ -186,6 +191,11 @@ class CascadeJudge(Judge):
                 reason = f"stage 1 ({self.cheap.name}, p={p:.2f}): {v.reason}"
             out.append(self.verdict(item, v.label, reason, v.raw, judge_failed=v.judge_failed))
         return out
+
+    async def check(self) -> None:
+        """Check both stages."""
+        await self.cheap.check()
+        await self.strong.check()
 
     def use_store(self, store: Store) -> None:
         """Hand the store to both stages."""

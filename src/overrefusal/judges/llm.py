@@ -186,6 +186,10 @@ class LLMJudge(Judge):
         self._store = store
         self.progress = progress
 
+    async def check(self) -> None:
+        """Check that the judge model's backend can work (no request is sent)."""
+        self.backend.check()
+
     def use_store(self, store: Store) -> None:
         """Cache judge replies in ``store``."""
         self._store = store

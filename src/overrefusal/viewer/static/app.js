@@ -44,6 +44,22 @@
     return td;
   }
 
+  function answerCell(r) {
+    // the final answer, then the reasoning collapsed beside it (both untrusted: textContent only)
+    var td = el('td', null, 'text');
+    if (r.sample) { td.appendChild(el('span', 'sample ' + (r.sample + 1), 'meta note')); }
+    if (r.provider_refusal) { td.appendChild(el('span', 'refused by the provider (' + r.provider_refusal + ')', 'meta note')); }
+    td.appendChild(el('span', r.response, 'answer'));
+    if (r.truncated_in_reasoning) { td.appendChild(el('span', '(truncated in reasoning: no final answer)', 'meta note')); }
+    if (r.reasoning) {
+      var details = el('details', null, 'reasoning');
+      details.appendChild(el('summary', 'reasoning (' + r.reasoning.length + ' characters)'));
+      details.appendChild(el('div', r.reasoning));
+      td.appendChild(details);
+    }
+    return td;
+  }
+
   function row(r) {
     var tr = el('tr');
     tr.setAttribute('data-row', String(r.row));
@@ -52,7 +68,7 @@
     tr.appendChild(el('td', r.category));
     tr.appendChild(el('td', r.label));
     tr.appendChild(el('td', r.prompt, 'text'));
-    tr.appendChild(r.error ? el('td', 'error: ' + r.error, 'text err') : el('td', r.response, 'text'));
+    tr.appendChild(r.error ? el('td', 'error: ' + r.error, 'text err') : answerCell(r));
     tr.appendChild(verdictCell(r));
     var actions = el('td');
     if (!r.error && r.verdict !== 'missing') {
