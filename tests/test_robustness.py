@@ -153,7 +153,8 @@ def test_verdicts_are_reused_from_the_store(store: Store) -> None:
 
     class CountingJudge(KeywordJudge):
         async def judge(self, items):  # type: ignore[no-untyped-def]
-            calls.append(len(items))
+            if items[0].response.key != "probe":  # not the load check each run makes first
+                calls.append(len(items))
             return await super().judge(items)
 
     answers = FakeBackend(default="Use kill -9.")

@@ -17,13 +17,14 @@ from overrefusal.backends import Backend, backends
 from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
 from overrefusal.cached_model import CachedModel, CachePolicy
 from overrefusal.errors import BadInputError
+from overrefusal.hashing import content_hash
 from overrefusal.judges import DEFAULT_JUDGE, Judge, judges
 from overrefusal.metrics import Outcome, compute
 from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
 from overrefusal.rundir import write_run_dir
 from overrefusal.store import Store
-from overrefusal.summary import RunInfo, Summary
-from overrefusal.verdicts import judge_responses
+from overrefusal.summary import RunInfo, Summary, public_args
+from overrefusal.verdicts import judge_responses, reasoning_view
 
 
 @dataclass
@@ -61,6 +62,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "model"
 
 
+def benchmark_hash(prompts: Sequence[Prompt]) -> str:
+    """Content hash of the prompts evaluated (ids, texts, categories, labels), in order."""
+    return content_hash([[p.id, p.text, p.category, p.label] for p in prompts], prefix="bench")
+
+
 def run(
     benchmark: str | Benchmark = "starter",
     backend: str | Backend = "embedded",
@@ -75,6 +81,9 @@ def run(
     output_dir: Path | str | None = "runs",
     store: Store | None = None,
     progress: bool = True,
+    samples: int = 1,
+    cache: CachePolicy | None = None,
+    judge_reasoning: bool = False,
 ) -> RunResult:
     """Evaluate a model's over-refusal on a benchmark and write a run folder.
 
@@ -83,7 +92,7 @@ def run(
         backend: a registered backend name or a :class:`Backend` instance.
         backend_args: keyword arguments for the backend (e.g. ``{"model": "smollm2"}``).
         judge: a registered judge name or a :class:`Judge` instance.
-        judge_args: keyword arguments for the judge.
+        judge_args: keyword arguments for the judge (recorded in the summary also for an instance).
         params: generation parameters; ``max_tokens=None`` takes the backend's default.
         limit: evaluate only this many prompts (spread over labels and categories).
         columns: column mapping for files in other layouts.
@@ -91,13 +100,20 @@ def run(
         output_dir: parent folder of the run folder; ``None`` writes no folder.
         store: the response store (default: the one in ``$OVERREFUSAL_HOME``).
         progress: draw progress bars on stderr.
+        samples: answers per prompt; rates are per prompt (the fraction of its answers refused).
+        cache: ``--no-cache`` and ``--cache-tag``.
+        judge_reasoning: also judge whether each answer's reasoning decided to refuse.
     """
     started = time.perf_counter()
+    if samples < 1:
+        raise BadInputError("--samples must be at least 1")
+    policy = cache or CachePolicy()
     bench = benchmark if isinstance(benchmark, Benchmark) else load_benchmark(benchmark, columns, config=hub_config)
     bench = bench.limit(limit)
     backend_args = dict(backend_args or {})
+    judge_args = dict(judge_args or {})
     model_backend = backend if isinstance(backend, Backend) else backends.create(backend, **backend_args)
-    the_judge = judge if isinstance(judge, Judge) else judges.create(judge, **(judge_args or {}))
+    the_judge = judge if isinstance(judge, Judge) else judges.create(judge, **judge_args)
     base = params or GenerateParams()
     if base.max_tokens is None:
         base = base.model_copy(update={"max_tokens": model_backend.default_max_tokens})
@@ -107,13 +123,22 @@ def run(
     the_store = store or Store()
     try:
         queries = [Query.for_prompt(p, base) for p in bench.prompts]
-        responses, verdicts = asyncio.run(
-            _answer_and_judge(model_backend, the_judge, bench.prompts, queries, the_store, progress)
+        answered = asyncio.run(
+            _answer_and_judge(
+                CachedModel(model_backend, the_store, policy, progress),
+                the_judge,
+                bench.prompts,
+                queries,
+                samples,
+                judge_reasoning,
+            )
         )
     finally:
         if own_store:
             the_store.close()
-    outcomes = [Outcome(p, r, v) for p, r, v in zip(bench.prompts, responses, verdicts, strict=True)]
+    responses, verdicts, thoughts = answered
+    prompts = [p for p in bench.prompts for _ in range(samples)]
+    outcomes = [Outcome(*row) for row in zip(prompts, responses, verdicts, thoughts, strict=True)]
     created = datetime.now(timezone.utc)
     run_id = f"{created:%Y%m%d-%H%M%S}-{_slug(model_backend.model)}"
     info = RunInfo(
@@ -121,38 +146,64 @@ def run(
         created=created.isoformat(timespec="seconds"),
         overrefusal_version=__version__,
         benchmark=bench.name,
+        benchmark_hash=benchmark_hash(bench.prompts),
         backend=model_backend.name,
         model=model_backend.model,
-        backend_args={k: v for k, v in backend_args.items() if isinstance(v, str | int | float | bool)},
+        backend_args=public_args(backend_args),
+        backend_identity=dict(model_backend.identity),
+        served_models=sorted({r.served_model for r in responses if r.served_model}),
+        system_fingerprints=sorted({r.system_fingerprint for r in responses if r.system_fingerprint}),
         judge=the_judge.name,
         judge_version=the_judge.version,
+        judge_args=public_args(judge_args),
+        judge_config=public_args(the_judge.config),
+        judge_key=the_judge.key,
+        judge_reasoning=judge_reasoning,
         params=base,
+        samples=samples,
+        cache_tag=policy.tag or None,
+        no_cache=policy.refresh,
         limit=limit,
         prompts=len(bench.prompts),
         requests_sent=sum(1 for r in responses if not r.cached),
         responses_cached=sum(1 for r in responses if r.cached),
         prompt_tokens=sum(r.usage.prompt_tokens for r in responses),
         completion_tokens=sum(r.usage.completion_tokens for r in responses),
+        reasoning_tokens=sum(r.usage.reasoning_tokens for r in responses),
         duration_s=round(time.perf_counter() - started, 3),
         judge_stages=_stage_counts(the_judge, verdicts),
     )
-    summary = Summary(run=info, metrics=compute(outcomes))
+    summary = Summary(run=info, metrics=compute(outcomes, samples=samples, judge_reasoning=judge_reasoning))
     run_dir = write_run_dir(Path(output_dir), run_id, summary, outcomes) if output_dir is not None else None
     return RunResult(summary=summary, run_dir=run_dir, outcomes=outcomes)
 
 
 async def _answer_and_judge(
-    backend: Backend,
+    model: CachedModel,
     judge: Judge,
     prompts: Sequence[Prompt],
     queries: Sequence[Query],
-    store: Store,
-    progress: bool,
-) -> tuple[list[Response], list[Verdict | None]]:
+    samples: int,
+    judge_reasoning: bool,
+) -> tuple[list[Response], list[Verdict | None], list[Verdict | None]]:
+    """Answer every query ``samples`` times, then judge the answers (and, if asked, their reasoning)."""
+    progress = model.progress
     try:
-        responses = await CachedModel(backend, store, CachePolicy(), progress).answer(queries)
-        verdicts = await judge_responses(judge, prompts, responses, store, progress)
+        # a judge that cannot load fails now, before the model is asked anything
+        model.backend.check()
+        await judge.check()
+        responses = await model.answer(queries, samples)
+        repeated = [p for p in prompts for _ in range(samples)]
+        verdicts = await judge_responses(judge, repeated, responses, model.store, progress)
+        thoughts: list[Verdict | None] = [None] * len(responses)
+        if judge_reasoning:
+            views = [(i, view) for i, view in enumerate(map(reasoning_view, responses)) if view is not None]
+            judged = await judge_responses(
+                judge, [repeated[i] for i, _ in views], [view for _, view in views], model.store, progress
+            )
+            for (index, _), verdict in zip(views, judged, strict=True):
+                thoughts[index] = verdict
     finally:
-        await backend.aclose()
+        await model.backend.aclose()
         await judge.aclose()
-    return responses, verdicts
+    return responses, verdicts, thoughts

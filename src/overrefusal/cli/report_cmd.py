@@ -38,4 +38,6 @@ def report(runs: tuple[Path, ...], output: Path, pair: tuple[str, str] | None, x
     with Bar("reading runs", len(folders), enabled=sys.stderr.isatty()) as bar:
         comparison = write_report(folders, output, pair=pair, x_benchmark=x_benchmark, on_run=bar.advance)
     models, n_runs = len(comparison.models), len(folders)
+    for note in comparison.notes:
+        click.echo(f"warning: {note}", err=True)
     click.echo(f"wrote {output} ({models} model{'s' * (models != 1)}, {n_runs} run{'s' * (n_runs != 1)})")

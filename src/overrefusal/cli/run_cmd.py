@@ -10,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from overrefusal.cached_model import CachePolicy
 from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
 from overrefusal.cli.options import FiniteFloat, benchmark_options, column_map, parse_kv
 from overrefusal.judges import DEFAULT_JUDGE, judges
@@ -40,6 +41,23 @@ from overrefusal.runner import run as run_api
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--system-prompt", default=None, help="System prompt (OR-Bench uses none).")
 @click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Answers per prompt (use with --temperature > 0); rates are per prompt, intervals account for it.",
+)
+@click.option("--no-cache", is_flag=True, help="Send every prompt again; the new answers replace the stored ones.")
+@click.option(
+    "--cache-tag",
+    default="",
+    metavar="TAG",
+    help="Keep a separate cache for this model name (e.g. two checkpoints served under one name).",
+)
+@click.option(
+    "--judge-reasoning", is_flag=True, help="Also judge whether a reasoning model's thinking decided to refuse."
+)
+@click.option(
     "--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout instead of the table.")
@@ -58,13 +76,24 @@ def run(**opts: Any) -> None:
         top_p=opts["top_p"],
         seed=opts["seed"],
     )
-    the_judge = judges.create(opts["judge"], **parse_kv(opts["judge_args"], "-J"))
+    if opts["samples"] > 1 and not opts["temperature"]:
+        click.echo(
+            f"warning: --samples {opts['samples']} at temperature 0: the answers will mostly be identical; "
+            "pass --temperature (e.g. 0.7)",
+            err=True,
+        )
+    judge_args = parse_kv(opts["judge_args"], "-J")
+    judges.factory(opts["judge"])  # an unknown judge is a usage error before anything loads
     result = run_api(
         benchmark=opts["benchmark"],
         backend=backend,
         backend_args=backend_args,
-        judge=the_judge,
+        judge=opts["judge"],
+        judge_args=judge_args,
         params=params,
+        samples=opts["samples"],
+        cache=CachePolicy(refresh=opts["no_cache"], tag=opts["cache_tag"]),
+        judge_reasoning=opts["judge_reasoning"],
         limit=opts["limit"],
         columns=column_map(opts),
         hub_config=opts["hub_config"],
@@ -91,14 +120,20 @@ def print_table(result: RunResult) -> None:
     """Print the over-refusal table, overall and per category, then the run folder."""
     m = result.summary.metrics
     info = result.summary.run
+    caption = "rate (95% Wilson CI); unscored answers and errors never count as refusals"
+    if info.samples > 1:
+        caption = (
+            f"{info.samples} answers per prompt: rate = mean over prompts of the share of answers refused "
+            "(95% CI for clustered answers); n counts answers; unscored answers and errors never count as refusals"
+        )
     table = Table(
         title=f"{info.model} on {info.benchmark} (judge: {info.judge})",
-        caption="rate (95% Wilson CI); unscored answers and errors never count as refusals",
+        caption=caption + "; provider: refused by the provider (counted as refusals)",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
     )
     table.add_column("category", min_width=10)
-    for heading in ("over-refusal", "n", "toxic refusal", "n", "unscored", "errors"):
+    for heading in ("over-refusal", "n", "toxic refusal", "n", "provider", "unscored", "errors"):
         table.add_column(heading, justify="right", no_wrap=True)
 
     def add(name: str, benign: RateStat, toxic: RateStat, bold: bool = False) -> None:
@@ -106,6 +141,7 @@ def print_table(result: RunResult) -> None:
             name,
             *_cell(benign),
             *_cell(toxic),
+            str(benign.provider_refusal + toxic.provider_refusal),
             str(benign.unscored + toxic.unscored),
             str(benign.errors + toxic.errors + benign.missing + toxic.missing),
             style="bold" if bold else None,
@@ -120,6 +156,18 @@ def print_table(result: RunResult) -> None:
     console.print(
         f"{info.requests_sent} requests sent, {info.responses_cached} answers from cache, {info.duration_s:.1f}s"
     )
+    truncated = sum(1 for o in result.outcomes if o.response is not None and o.response.ended_in_reasoning)
+    if info.reasoning_tokens or truncated or any(o.response and o.response.reasoning for o in result.outcomes):
+        console.print(
+            f"reasoning: {info.reasoning_tokens} of {info.completion_tokens} completion tokens; "
+            f"{truncated} answers truncated in reasoning (unscored; raise --max-tokens)"
+        )
+    if m.reasoning is not None:
+        benign, toxic = m.reasoning.over_refusal, m.reasoning.toxic_refusal
+        console.print(
+            f"reasoning decided to refuse: benign {_cell(benign)[0]} [{_cell(benign)[1]}], "
+            f"toxic {_cell(toxic)[0]} [{_cell(toxic)[1]}]"
+        )
     if result.run_dir is not None:
         console.print(f"run folder: {result.run_dir}", soft_wrap=True)
         console.print(f"report:     {result.run_dir / 'report.html'}", soft_wrap=True)

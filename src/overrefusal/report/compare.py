@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from overrefusal.atomic import write_atomic
 from overrefusal.errors import BadInputError, MissingDependencyError
-from overrefusal.metrics import RateStat, wilson_interval
+from overrefusal.metrics import RateStat, pool
 from overrefusal.records import REFUSAL_LABELS
 from overrefusal.report.runs import RunFolder, iter_response_dicts, read_row_at, verdict_labels
 from overrefusal.report.single import interval, pct
@@ -44,16 +44,6 @@ EXAMPLES = 20
 def is_hard(benchmark: str) -> bool:
     """Whether a benchmark is a "hard" set (OR-Bench-Hard style): its name contains ``hard``."""
     return "hard" in benchmark.lower()
-
-
-def pool(stats: Sequence[RateStat]) -> RateStat:
-    """Add up several groups' counts and recompute the rate and its Wilson interval."""
-    fields = ("total", "scored", "refused", "full_refusal", "partial_refusal", "compliance", "unscored", "errors")
-    sums = {f: sum(getattr(s, f) for s in stats) for f in fields}
-    missing = sum(s.missing for s in stats)
-    scored, refused = sums["scored"], sums["refused"]
-    low, high = wilson_interval(refused, scored) if scored else (None, None)
-    return RateStat(**sums, missing=missing, rate=refused / scored if scored else None, ci_low=low, ci_high=high)
 
 
 @dataclass
@@ -153,6 +143,38 @@ def _scipy_stats() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("the comparative report", "report", ["plotly", "scipy"]) from exc
     return stats
+
+
+def _judging(run: RunFolder) -> str:
+    """How a run was judged: its judge's configuration key (name and version for runs that predate it)."""
+    info = run.summary.run
+    return info.judge_key or f"{info.judge} v{info.judge_version} (configuration not recorded)"
+
+
+def judging_notes(runs: Sequence[RunFolder]) -> list[str]:
+    """Warnings when the runs were judged differently, or answered with different samples or reasoning judging."""
+    notes: list[str] = []
+    judged: dict[str, list[str]] = {}
+    for run in runs:
+        judged.setdefault(_judging(run), []).append(run.path.name)
+    if len(judged) > 1:
+        groups = []
+        for key, names in judged.items():
+            first = next(r for r in runs if _judging(r) == key).summary.run
+            args = f" {json.dumps(first.judge_args, sort_keys=True)}" if first.judge_args else ""
+            groups.append(f"{first.judge} v{first.judge_version}{args}: {', '.join(names)}")
+        notes.append(
+            "The runs were judged differently (" + "; ".join(groups) + "): differences in rates may come from "
+            "the judges. Re-judge with one judge: run the same commands again with the same --judge and -J options "
+            "(answers come from the cache)."
+        )
+    samples = {r.summary.run.samples for r in runs}
+    if len(samples) > 1:
+        notes.append(
+            f"The runs asked for different numbers of answers per prompt ({', '.join(map(str, sorted(samples)))}): "
+            "their intervals differ in width for that reason."
+        )
+    return notes
 
 
 def group_runs(runs: Sequence[RunFolder]) -> dict[str, list[RunFolder]]:
@@ -322,6 +344,7 @@ def compare(
             f"The models were not run on the same benchmarks ({listed}): their pooled rates come from different "
             "prompts. Compare the per-benchmark columns, or draw the scatter with --x-benchmark NAME."
         )
+    notes.extend(judging_notes(runs))
     tests = [mcnemar(a, b, label) for a, b in pairs for label in ("benign", "toxic")]
     examples = _examples(pairs[0][0], pairs[0][1], EXAMPLES) if pairs else []
     return Comparison(
