@@ -21,6 +21,12 @@ $(VENV)/.dev: $(VENV)/.setup
 	$(PIP) install -q -e '.[embedded,classifier,report,dev]'
 	touch $@
 
+# wheels of every extra's dependencies (and of the build backend), so that the install tests
+# (tests/test_install.py) build and install the package into fresh virtualenvs offline
+$(VENV)/.wheels: $(VENV)/.dev
+	$(PIP) download -q -d .whl '.[embedded,classifier,report,train,parquet,hub]' 'setuptools>=77' wheel
+	touch $@
+
 setup: $(VENV)/.setup
 
 dev: $(VENV)/.dev
@@ -35,10 +41,10 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-unit: dev
+unit: dev $(VENV)/.wheels
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .whl
