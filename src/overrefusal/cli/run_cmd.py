@@ -158,15 +158,18 @@ def print_table(result: RunResult) -> None:
     )
     truncated = sum(1 for o in result.outcomes if o.response is not None and o.response.ended_in_reasoning)
     if info.reasoning_tokens or truncated or any(o.response and o.response.reasoning for o in result.outcomes):
+        cut = f"{truncated} answer{'s' * (truncated != 1)} truncated in reasoning"
         console.print(
             f"reasoning: {info.reasoning_tokens} of {info.completion_tokens} completion tokens; "
-            f"{truncated} answers truncated in reasoning (unscored; raise --max-tokens)"
+            f"{cut}{' (unscored: raise --max-tokens)' if truncated else ''}",
+            soft_wrap=True,
         )
     if m.reasoning is not None:
         benign, toxic = m.reasoning.over_refusal, m.reasoning.toxic_refusal
         console.print(
             f"reasoning decided to refuse: benign {_cell(benign)[0]} [{_cell(benign)[1]}], "
-            f"toxic {_cell(toxic)[0]} [{_cell(toxic)[1]}]"
+            f"toxic {_cell(toxic)[0]} [{_cell(toxic)[1]}]",
+            soft_wrap=True,
         )
     if result.run_dir is not None:
         console.print(f"run folder: {result.run_dir}", soft_wrap=True)
