@@ -148,4 +148,6 @@ def test_judge_args_and_weights_are_recorded_and_report_warns(tmp_path: Path, se
     result = runner.invoke(cli, ["report", *map(str, folders), "-o", str(tmp_path / "cmp.html")])
     assert result.exit_code == 0, result.output
     assert "warning: The runs were judged differently (keywords v" in result.stderr
-    assert "vote v1" in result.stderr and "judged differently" in (tmp_path / "cmp.html").read_text()
+    page = (tmp_path / "cmp.html").read_text()
+    assert "vote v1" in result.stderr and "judged differently" in page
+    assert "<th>provider<br>refusals</th>" in page

@@ -71,6 +71,11 @@ class ModelAgg:
         return sum(s.unscored for s in (self.over_refusal, self.toxic_refusal) if s is not None)
 
     @property
+    def provider_refusals(self) -> int:
+        """Prompts refused by the provider rather than the model, over all runs."""
+        return sum(s.provider_refusal for s in (self.over_refusal, self.toxic_refusal) if s is not None)
+
+    @property
     def judges(self) -> str:
         """The judges of the model's runs."""
         return ", ".join(sorted({f"{r.summary.run.judge} v{r.summary.run.judge_version}" for r in self.runs}))
