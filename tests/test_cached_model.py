@@ -11,7 +11,7 @@ from overrefusal.backends.fake import FakeBackend
 from overrefusal.cached_model import CachedModel, CachePolicy, cache_key
 from overrefusal.errors import BadInputError
 from overrefusal.judges.keywords import KeywordJudge
-from overrefusal.records import GenerateParams, Message, Prompt, Query, ResponseError
+from overrefusal.records import GenerateParams, Message, Prompt, Query, Response, ResponseError
 from overrefusal.store import Store
 from overrefusal.verdicts import judge_responses
 
@@ -104,3 +104,13 @@ def test_a_replaced_answer_is_judged_again(store: Store) -> None:
         responses = asyncio.run(CachedModel(backend, store, policy, progress=False).answer([query("a")]))
         (verdict,) = asyncio.run(judge_responses(judge, prompts, responses, store, progress=False))
         assert verdict is not None and verdict.label == expected
+
+
+def test_answers_stored_before_reasoning_was_split_are_split_on_reading(store: Store) -> None:
+    backend = FakeBackend(script=lambda q: "unused")
+    model = CachedModel(backend, store, progress=False)
+    old = Response(key=model.key(query("a")), prompt_id="a", model="m", text="<think>Fine.</think>\n\nI can't.")
+    store.put_responses([old])
+    (response,) = asyncio.run(model.answer([query("a")]))
+    assert (response.text, response.reasoning, response.cached) == ("I can't.", "Fine.", True)
+    assert backend.calls == []

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from overrefusal.backends.base import Backend
+from overrefusal.backends.reasoning import CLOSE, OPEN, split_thinking
 from overrefusal.errors import BadInputError
 from overrefusal.hashing import content_hash
 from overrefusal.progress import Bar
@@ -60,6 +61,18 @@ def cache_key(query: Query, identity: dict[str, str], *, sample: int = 0, tag: s
     if tag:
         value["tag"] = tag
     return content_hash(value, prefix="resp")
+
+
+def upgrade(response: Response) -> Response:
+    """A stored answer from before reasoning was recorded apart: its ``<think>`` block is split off now."""
+    if response.reasoning or not response.ok or (CLOSE not in response.text and OPEN not in response.text):
+        return response
+    split = split_thinking(response.text)
+    if not split.reasoning:
+        return response
+    return response.model_copy(
+        update={"text": split.answer, "reasoning": split.reasoning, "ended_in_reasoning": split.ended_in_reasoning}
+    )
 
 
 def sample_query(query: Query, sample: int) -> Query:
@@ -107,7 +120,7 @@ class CachedModel:
             raise BadInputError("--samples must be at least 1")
         slots = [(query, sample) for query in queries for sample in range(samples)]
         keys = [self.key(query, sample) for query, sample in slots]
-        found = {} if self.policy.refresh else self.store.get_responses(keys)
+        found = {} if self.policy.refresh else {k: upgrade(r) for k, r in self.store.get_responses(keys).items()}
         pending: dict[str, tuple[Query, int]] = {}
         for key, slot in zip(keys, slots, strict=True):
             if key not in found and key not in pending:
