@@ -57,6 +57,11 @@ class ScriptedServer:
         reply_json: object = None,
         error_pad: int = 0,
         answer: Callable[[str, str, dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None,
+        error_body: dict[str, Any] | None = None,
+        models: list[str] | None = None,
+        redirect_to: str | None = None,
+        die_after: int | None = None,
+        error_when: Callable[[str], bool] | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.faults = dict(faults or {})
@@ -72,6 +77,20 @@ class ScriptedServer:
         self.answer = answer
         """(protocol ``openai``/``anthropic``, prompt text, request body) -> (status, JSON body) to send,
         or None for the default answer: scripts reasoning formats and provider refusals."""
+        self.error_body = error_body
+        """The body of ``error_status`` answers (instead of one echoing the credentials)."""
+        self.models = models
+        """Served models: others get 404 model_not_found, and ``GET /v1/models`` lists these."""
+        self.redirect_to = redirect_to
+        """Answer every POST with a 307 to this origin (``http://host:port``) plus the request's path."""
+        self.die_after = die_after
+        """Stop listening (connections refused from then on) after this many answers."""
+        self.error_when = error_when
+        """Answer ``error_status`` only for the prompts this accepts (all when None)."""
+        self.model_lists = 0
+        self._dead = False
+        self.auth_seen: list[str] = []
+        """The authentication headers of every request received."""
         self.successes: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
@@ -98,7 +117,33 @@ class ScriptedServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/stats", self._stats)
         return app
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.model_lists += 1
+        if self.models is None:
+            return web.json_response({"error": {"message": "not found"}}, status=404)
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        """Counts for benchmarks that run the server in another process."""
+        with self._lock:
+            return web.json_response({"successes": dict(self.successes), "attempts": sum(self.attempts.values())})
+
+    def _die(self) -> None:
+        """Stop accepting connections and drop the open ones, like a killed server."""
+        assert self._runner is not None
+        if self._dead:
+            return
+        self._dead = True
+        for site in list(self._runner.sites):
+            asyncio.ensure_future(site.stop())
+        server = self._runner.server
+        if server is not None:
+            for conn in list(server.connections):
+                conn.force_close()
 
     def _pick_fault(self) -> str | None:
         roll = self.rng.random()
@@ -116,7 +161,25 @@ class ScriptedServer:
             fault = self._pick_fault()
             if fault:
                 self.fault_counts[fault] += 1
-        if self.error_status is not None:  # an error that echoes the credentials, like careless servers do
+        self.auth_seen.append(request.headers.get("Authorization", "") + request.headers.get("x-api-key", ""))
+        if self.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(self.redirect_to + request.path)
+        if self.die_after is not None and sum(self.successes.values()) >= self.die_after:
+            self._die()
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)
+        body = await request.json()
+        model = body.get("model")
+        if self.models is not None and model not in self.models:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            error = {"message": message, "type": "invalid_request_error", "code": "model_not_found"}
+            return web.json_response({"error": error}, status=404)
+        erring = self.error_status is not None and (self.error_when is None or self.error_when(text))
+        if erring and self.error_body is not None:
+            headers = {"Retry-After": self.retry_after} if self.error_status == 429 else None
+            return web.json_response(self.error_body, status=self.error_status, headers=headers)
+        if erring:  # an error that echoes the credentials, like careless servers do
             auth = request.headers.get("Authorization", "") + request.headers.get("x-api-key", "")
             message = "x" * self.error_pad + f" denied: {auth}"
             return web.json_response({"error": {"message": message}}, status=self.error_status)
@@ -259,8 +322,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--faults", default="", help="JSON object of fault -> probability")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout-sleep", type=float, default=1.0, help="how long a 'timeout' fault hangs")
     args = parser.parse_args()
-    server = ScriptedServer(latency_s=args.latency, faults=json.loads(args.faults) if args.faults else None)
+    server = ScriptedServer(
+        latency_s=args.latency,
+        faults=json.loads(args.faults) if args.faults else None,
+        seed=args.seed,
+        timeout_sleep_s=args.timeout_sleep,
+    )
 
     async def serve() -> None:
         await server._start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from overrefusal.backends.http import (
 from overrefusal.backends.openai_compat import OpenAIBackend
 from overrefusal.benchmarks import Benchmark
 from overrefusal.cli import cli
-from overrefusal.errors import BadInputError, RunError
+from overrefusal.errors import BadInputError
 from overrefusal.records import GenerateParams, Prompt, Query
 from overrefusal.store import Store
 
@@ -277,10 +278,12 @@ def test_key_arguments_are_refused_without_echo(monkeypatch: pytest.MonkeyPatch)
 def test_rejected_key_stops_the_run(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K", "sk-denied-1")
     with ScriptedServer(error_status=401) as srv:
-        backend = OpenAIBackend(model="m", base_url=srv.openai_url, api_key_env="K")
-        with pytest.raises(RunError, match=r"HTTP 401.*\$K") as info:
-            run(bench(3), backend, output_dir=None, store=store, progress=False)
-    assert "sk-denied-1" not in str(info.value)
+        backend = OpenAIBackend(model="m", base_url=srv.openai_url, api_key_env="K", concurrency=1)
+        result = run(bench(10), backend, output_dir=None, store=store, progress=False)
+        assert sum(srv.attempts.values()) == 3  # the first few, to rule out a fluke; never retried
+    assert not result.complete and result.summary.stop_reason is not None
+    assert re.fullmatch(r"the server rejected the API key \(HTTP 401\): check \$K", result.summary.stop_reason)
+    assert "sk-denied-1" not in result.summary.model_dump_json()
 
 
 @pytest.mark.parametrize("pad", [0, 155])  # the key whole, or straddling the 200-character message limit
@@ -288,12 +291,12 @@ def test_client_errors_are_recorded_with_the_key_scrubbed(
     store: Store, monkeypatch: pytest.MonkeyPatch, pad: int
 ) -> None:
     monkeypatch.setenv("K", "sk-echoed-2")
-    with ScriptedServer(error_status=400, error_pad=pad) as srv:
+    with ScriptedServer(error_status=422, error_pad=pad) as srv:
         backend = OpenAIBackend(model="m", base_url=srv.openai_url, api_key_env="K")
         result = run(bench(3), backend, output_dir=None, store=store, progress=False)
         assert sum(srv.attempts.values()) == 3  # client errors are not retried
     errors = [o.response.error for o in result.outcomes if o.response is not None and o.response.error]
-    assert len(errors) == 3 and all(e.kind == "http_400" for e in errors)
+    assert len(errors) == 3 and all(e.kind == "http_422" for e in errors)
     assert all("sk-" not in e.message and "***" in e.message for e in errors), errors[0].message
 
 
@@ -332,6 +335,8 @@ def test_planted_key_never_reaches_files_or_logs(
             "max_retries=1",
             "-B",
             "backoff_s=0.001",
+            "--max-error-rate",
+            "1",  # one retry against a dead and an always-failing server: many errors, on purpose
             "-o",
             str(tmp_path / "runs"),
             "--json",

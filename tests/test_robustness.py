@@ -17,7 +17,7 @@ from overrefusal.errors import RunError
 from overrefusal.judges.ensemble import VoteJudge
 from overrefusal.judges.llm import LLMJudge
 from overrefusal.records import GenerateParams, Prompt, ResponseError
-from overrefusal.store import Store
+from overrefusal.store import MIGRATIONS, Store
 from overrefusal.verdicts import answer_key
 
 PROMPTS = Benchmark(
@@ -88,11 +88,21 @@ def test_unwritable_output_folder_fails_before_any_request(tmp_path: Path) -> No
     assert not (tmp_path / "home" / "store.sqlite3").exists()  # nothing was asked, nothing stored
 
 
-@pytest.mark.parametrize("args", [["--temperature", "nan"], ["--temperature", "inf"], ["--top-p", "nan"]])
-def test_non_finite_numbers_are_usage_errors(args: list[str]) -> None:
-    result = CliRunner().invoke(cli, ["run", "--backend", "fake", "-n", "2", *args])
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--temperature", "nan"], "not a finite number"),
+        (["--temperature", "inf"], "not in the range 0.0<=x<=2.0"),
+        (["--temperature", "9"], "not in the range 0.0<=x<=2.0"),
+        (["--top-p", "nan"], "not a finite number"),
+        (["--top-p", "1.5"], "not in the range 0.0<=x<=1.0"),
+    ],
+)
+def test_out_of_range_generation_settings_are_usage_errors(args: list[str], why: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "--backend", "fake", "-n", "2", "-o", str(tmp_path / "runs"), *args])
     assert result.exit_code == 2, result.output
-    assert "not a finite number" in result.output
+    assert why in result.output
+    assert not (tmp_path / "runs").exists()
 
 
 def test_generate_params_reject_non_finite_values() -> None:
@@ -100,17 +110,20 @@ def test_generate_params_reject_non_finite_values() -> None:
         GenerateParams(temperature=float("nan"))
     with pytest.raises(ValueError, match="less than or equal to 1"):
         GenerateParams(top_p=1.5)
+    with pytest.raises(ValueError, match="less than or equal to 2"):
+        GenerateParams(temperature=9)
 
 
 def test_a_corrupt_store_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "home" / "store.sqlite3"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(RunError, match="cannot open the store .* move that file away"):
+    with pytest.raises(RunError, match="is damaged .* run `overrefusal store repair`"):
         Store(path)
     result = CliRunner().invoke(cli, ["run", "--backend", "fake", "-n", "2", "-o", str(tmp_path / "runs")])
     assert result.exit_code == 1
-    assert result.output.count("\n") == 1 and result.output.startswith("error: cannot open the store")
+    assert result.output.count("\n") == 1 and result.output.startswith("error: the store ")
+    assert not (tmp_path / "runs").exists()
 
 
 def _open_store(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
@@ -130,7 +143,7 @@ def test_processes_creating_one_new_store_at_once(tmp_path: Path) -> None:
             proc.join(60)
         assert [p.exitcode for p in procs] == [0, 0, 0]
         with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

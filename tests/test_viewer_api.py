@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -131,9 +132,12 @@ async def test_relabel_refuses_cross_site_and_bad_requests(server: tuple[str, st
             ({TOKEN_HEADER: token}, {"row": 3, "final_label": "refusal"}, 400),
             ({TOKEN_HEADER: token}, {"row": 10**6, "final_label": "2_full_refusal"}, 400),
             ({TOKEN_HEADER: token}, {"row": 0, "final_label": "2_full_refusal"}, 400),  # an error row
+            ({TOKEN_HEADER: token}, None, 400),  # a JSON null body
+            ({TOKEN_HEADER: token}, [3, "2_full_refusal"], 400),  # a JSON list body
         ]
         for headers, payload, expected in cases:
-            async with session.post(f"{base}/api/relabel", json=payload, headers=headers) as res:
+            sent = {**headers, "Content-Type": "application/json"}
+            async with session.post(f"{base}/api/relabel", data=json.dumps(payload), headers=sent) as res:
                 assert res.status == expected, (headers, payload)
         async with session.post(f"{base}/api/relabel", data="row=3", headers={TOKEN_HEADER: token}) as res:
             assert res.status == 415

@@ -6,24 +6,42 @@ policy (``--no-cache``, ``--cache-tag``) and repeated samples (``--samples``) li
 
 Every new answer is committed within milliseconds of its arrival, so an interrupted run resumes
 without losing or repeating completed requests. Errored answers are stored for the record but
-are never cache hits.
+are never cache hits. Processes sharing the store never send one request twice: each takes a
+lease on a key before sending it and awaits the answers of keys another process holds
+(:mod:`overrefusal.leases`). A :class:`~overrefusal.errors.RunStopped` from the backend (a cause
+that fails every request) stops the work, keeping what was answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from overrefusal.backends.base import Backend
 from overrefusal.backends.reasoning import CLOSE, OPEN, split_thinking
-from overrefusal.errors import BadInputError
+from overrefusal.errors import BadInputError, RunStopped
 from overrefusal.hashing import content_hash
+from overrefusal.leases import Leases
 from overrefusal.progress import Bar
 from overrefusal.records import Query, Response
 from overrefusal.store import ResponseCommitter, Store
 
 MAX_TAG_CHARS = 80
+
+WAIT_POLL_S = 0.1
+"""How often a process awaiting another's answers looks in the store."""
+
+
+@dataclass
+class Answers:
+    """What :meth:`CachedModel.answer_partial` got: a response per slot (None: never answered), and why it stopped."""
+
+    responses: list[Response | None]
+    stopped: str | None = None
+    """The cause that stopped the work early (one line with the fix), or None."""
 
 
 @dataclass(frozen=True)
@@ -112,51 +130,145 @@ class CachedModel:
     ) -> list[Response]:
         """Answer each query ``samples`` times; returns the answers query by query, samples in order.
 
+        Raises:
+            RunStopped: a cause that fails every request stopped the work (see :meth:`answer_partial`).
+        """
+        answers = await self.answer_partial(queries, samples, on_response)
+        if answers.stopped is not None:
+            raise RunStopped(answers.stopped)
+        return [r for r in answers.responses if r is not None]
+
+    async def answer_partial(
+        self,
+        queries: Sequence[Query],
+        samples: int = 1,
+        on_response: Callable[[Response], None] | None = None,
+    ) -> Answers:
+        """Answer each query ``samples`` times, query by query, samples in order; stop on :class:`RunStopped`.
+
         Only answers the store lacks are requested (all of them with ``refresh``); a query that
-        occurs twice is sent once. Each response carries its sample index; ``cached`` tells
-        whether it came from the store.
+        occurs twice is sent once, and one leased by another process is awaited, not sent. Each
+        response carries its sample index; ``cached`` tells whether it came from the store (or from
+        another process). When the backend raises :class:`RunStopped`, what was answered is
+        committed and returned with the cause; the other slots are None.
         """
         if samples < 1:
             raise BadInputError("--samples must be at least 1")
         slots = [(query, sample) for query in queries for sample in range(samples)]
         keys = [self.key(query, sample) for query, sample in slots]
-        found = {} if self.policy.refresh else {k: upgrade(r) for k, r in self.store.get_responses(keys).items()}
+        found: dict[str, Response] = (
+            {} if self.policy.refresh else {k: upgrade(r) for k, r in self.store.get_responses(keys).items()}
+        )
         pending: dict[str, tuple[Query, int]] = {}
         for key, slot in zip(keys, slots, strict=True):
             if key not in found and key not in pending:
                 pending[key] = slot
-        backend = self.backend
-        semaphore = asyncio.Semaphore(max(1, backend.concurrency))
-        committer = ResponseCommitter(self.store, replace=self.policy.refresh)
-        with Bar(f"{backend.model} answering", len(pending), enabled=self.progress) as bar:
-
-            async def one(key: str, query: Query, sample: int) -> None:
-                async with semaphore:
-                    response = await backend.generate(sample_query(query, sample), key)
-                if sample:
-                    response = response.model_copy(update={"sample": sample})
-                committer.add(response)
-                found[key] = response
-                bar.advance(error=not response.ok)
-                if on_response is not None:
-                    on_response(response)
-
-            tasks = [asyncio.ensure_future(one(k, q, s)) for k, (q, s) in pending.items()]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                committer.flush()
-        out: list[Response] = []
+        sent: set[str] = set()
+        stopped: str | None = None
+        if pending:
+            with Bar(f"{self.backend.model} answering", len(pending), enabled=self.progress) as bar:
+                try:
+                    await self._send_leased(pending, found, sent, bar, on_response)
+                except RunStopped as exc:
+                    stopped = str(exc)
+        out: list[Response | None] = []
         answered: set[str] = set()
         for key, (query, _sample) in zip(keys, slots, strict=True):
-            response = found[key]
-            if key in pending:
+            response = found.get(key)
+            if response is None:
+                out.append(None)
+                continue
+            if key in sent:
                 if key in answered:  # a duplicate query: one request answered both
                     response = response.model_copy(update={"cached": True})
                 answered.add(key)
             if response.prompt_id != query.prompt_id:  # an answer reused across prompts with the same text
                 response = response.model_copy(update={"prompt_id": query.prompt_id})
             out.append(response)
-        return out
+        return Answers(out, stopped)
+
+    async def _send_leased(
+        self,
+        pending: dict[str, tuple[Query, int]],
+        found: dict[str, Response],
+        sent: set[str],
+        bar: Bar,
+        on_response: Callable[[Response], None] | None,
+    ) -> None:
+        """Send the ``pending`` queries whose lease this process gets; await the others' answers in the store."""
+        backend, store, refresh = self.backend, self.store, self.policy.refresh
+        leases = Leases(store)
+        committer = ResponseCommitter(store, replace=refresh, release_owner=leases.owner)
+        workers = max(1, backend.concurrency)
+        chunk = max(8, workers)
+        todo = deque(pending)
+        ready: deque[str] = deque()
+        waiting: dict[str, float] = {}  # key -> when this process began waiting for another's answer
+        poll = asyncio.Lock()
+
+        def settle(key: str, response: Response) -> None:
+            found[key] = response
+            bar.advance(error=not response.ok)
+            if on_response is not None:
+                on_response(response)
+
+        async def check_waiting() -> None:
+            """Take the answers others committed; lease the keys whose holder is gone; else pause."""
+            if not waiting:  # another worker settled them while this one waited for the lock
+                return
+            since = min(waiting.values())
+            for key, response in store.responses_since(list(waiting), since, fresh_only=refresh).items():
+                del waiting[key]
+                settle(key, upgrade(response))  # answered by another process: counted as cached, not sent
+            if waiting:
+                held = leases.take_free(list(waiting), refresh=refresh)
+                for key in held:
+                    del waiting[key]
+                    ready.append(key)
+                if not held:
+                    await asyncio.sleep(WAIT_POLL_S)
+
+        async def next_key() -> str | None:
+            while True:
+                if ready:
+                    return ready.popleft()
+                if todo:
+                    batch = [todo.popleft() for _ in range(min(chunk, len(todo)))]
+                    held = set(leases.take(batch, refresh=refresh))
+                    now = time.time()
+                    for key in batch:
+                        if key in held:
+                            ready.append(key)
+                        else:
+                            waiting[key] = now
+                    continue
+                if not waiting:
+                    return None
+                if poll.locked():  # another worker is checking: wait for it, then look again
+                    async with poll:
+                        continue
+                async with poll:
+                    await check_waiting()
+
+        async def worker() -> None:
+            while (key := await next_key()) is not None:
+                query, sample = pending[key]
+                response = await backend.generate(sample_query(query, sample), key)
+                if sample:
+                    response = response.model_copy(update={"sample": sample})
+                committer.add(response)  # the commit also ends the lease
+                sent.add(key)
+                settle(key, response)
+
+        leases.start()
+        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                committer.flush()
+            finally:
+                leases.stop()

@@ -21,6 +21,18 @@ class RunError(OverrefusalError):
     exit_code = 1
 
 
+class RunStopped(RunError):
+    """A cause that fails every request (rejected key, unknown model, quota, endpoints down) stopped the run.
+
+    The message names the cause and the fix. The run keeps what it received; running the same
+    command again continues it.
+    """
+
+
+class RunIncomplete(RunError):
+    """The run was written but is incomplete (stopped early, or too many prompts without an answer). Exit code 1."""
+
+
 class MissingDependencyError(BadInputError):
     """An optional dependency is not installed; the message names the pip extra. Exit code 2."""
 

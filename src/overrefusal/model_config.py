@@ -33,7 +33,7 @@ class DefaultParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     system_prompt: str | None = None
-    temperature: float | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
     seed: int | None = None
@@ -77,6 +77,10 @@ def load_models_file(path: Path) -> dict[str, ModelEntry]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BadInputError(f"cannot read models file {path}: {exc.strerror}; give an existing YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"models file {path} is not valid UTF-8 (bad byte at offset {exc.start}): re-save it as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -57,7 +57,8 @@ class GenerateParams(_Record):
     """Only the settings that change a model's output; they are part of the cache key."""
 
     system_prompt: str | None = None
-    temperature: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    """0 to 2, the range OpenAI-compatible servers accept."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Tokens per answer; ``None`` means the backend's default (resolved before querying)."""
     top_p: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
@@ -104,6 +105,8 @@ class ResponseError(_Record):
     kind: str
     """Short machine-readable kind, e.g. ``http_500``, ``timeout``, ``connection``."""
     message: str
+    fatal: bool = False
+    """The cause would fail every request the same way (rejected key, unknown model, quota): the run stops."""
 
 
 class Response(_Record):

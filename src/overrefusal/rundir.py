@@ -1,14 +1,25 @@
-"""Writing a run folder atomically: it appears complete or not at all."""
+"""Writing a run folder atomically: it appears complete or not at all.
+
+The folder is written under a hidden name that holds the writer's process id
+(``.<id>.partial-<pid>-<random>``) and renamed into place. A writer killed half-way (``kill -9``)
+leaves that hidden folder behind; the next write in the same parent removes every such folder
+whose process is gone. Two runs finishing at the same second under the same name both succeed:
+the second gets the next free suffix (``-2``, ``-3``, ...).
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from overrefusal.metrics import Outcome
+from overrefusal.pids import alive
 from overrefusal.report.single import render_run_report
 from overrefusal.summary import Summary
 
@@ -28,15 +39,44 @@ def response_rows(outcomes: Sequence[Outcome]) -> list[dict[str, object]]:
     return rows
 
 
+_PARTIAL = re.compile(r"^\..+\.partial-(\d+)-[A-Za-z0-9_]+$")
+
+
+def sweep_partial(parent: Path) -> list[Path]:
+    """Remove the hidden folders of writers that died half-way through; return what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not alive(int(match.group(1))) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _place(tmp: Path, parent: Path, run_id: str) -> Path:
+    """Rename ``tmp`` to ``parent/run_id`` or, when taken (even by a concurrent run), to the next free suffix."""
+    suffix = 1
+    while True:
+        final = parent / (run_id if suffix == 1 else f"{run_id}-{suffix}")
+        if not final.exists():
+            try:
+                tmp.rename(final)  # fails when another writer's complete folder took the name meanwhile
+                return final
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        suffix += 1
+
+
 def write_run_dir(parent: Path, run_id: str, summary: Summary, outcomes: Sequence[Outcome]) -> Path:
     """Write ``parent/run_id/`` with responses, verdicts, summary and report; return its path."""
     parent.mkdir(parents=True, exist_ok=True)
-    final = parent / run_id
-    suffix = 1
-    while final.exists():
-        suffix += 1
-        final = parent / f"{run_id}-{suffix}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=parent))
+    sweep_partial(parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.partial-{os.getpid()}-", dir=parent))
     try:
         with (tmp / RESPONSES).open("w", encoding="utf-8") as handle:
             for row in response_rows(outcomes):
@@ -48,8 +88,7 @@ def write_run_dir(parent: Path, run_id: str, summary: Summary, outcomes: Sequenc
         (tmp / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
         (tmp / REPORT).write_text(render_run_report(summary, outcomes), encoding="utf-8")
         tmp.chmod(0o755)
-        tmp.rename(final)
+        return _place(tmp, parent, run_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final

@@ -23,7 +23,7 @@ from overrefusal.metrics import Outcome, compute
 from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
 from overrefusal.rundir import write_run_dir
 from overrefusal.store import Store
-from overrefusal.summary import RunInfo, Summary, public_args
+from overrefusal.summary import MAX_ERROR_RATE, RunInfo, Summary, health, public_args
 from overrefusal.verdicts import judge_responses, reasoning_view
 
 
@@ -34,6 +34,11 @@ class RunResult:
     summary: Summary
     run_dir: Path | None
     outcomes: list[Outcome] = field(repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every answer arrived but for at most ``max_error_rate``, and nothing stopped the run."""
+        return self.summary.status == "complete"
 
 
 def _stage_counts(judge: Judge, verdicts: Sequence[Verdict | None]) -> dict[str, int] | None:
@@ -47,15 +52,17 @@ def _stage_counts(judge: Judge, verdicts: Sequence[Verdict | None]) -> dict[str,
 
 
 def _check_writable(folder: Path) -> None:
-    """Fail before any model call when the run folder cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    """Fail before any model call when the run folder cannot be written; create nothing yet."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
         raise BadInputError(
-            f"cannot create the output folder {folder}: {exc.strerror}; pass a writable --output-dir"
-        ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BadInputError(f"the output folder {folder} is not writable: pass a writable --output-dir")
+            f"cannot create the output folder {folder}: {existing} is not a folder; pass a writable --output-dir"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the output folder" if existing == folder else f"the output folder {folder}: its parent"
+        raise BadInputError(f"{what} {existing} is not writable: pass a writable --output-dir")
 
 
 def _slug(text: str) -> str:
@@ -84,6 +91,7 @@ def run(
     samples: int = 1,
     cache: CachePolicy | None = None,
     judge_reasoning: bool = False,
+    max_error_rate: float = MAX_ERROR_RATE,
 ) -> RunResult:
     """Evaluate a model's over-refusal on a benchmark and write a run folder.
 
@@ -103,7 +111,14 @@ def run(
         samples: answers per prompt; rates are per prompt (the fraction of its answers refused).
         cache: ``--no-cache`` and ``--cache-tag``.
         judge_reasoning: also judge whether each answer's reasoning decided to refuse.
+        max_error_rate: the share of answers missing above which the run is ``incomplete``.
+
+    A run stopped early (see :class:`~overrefusal.errors.RunStopped`) or with more failed
+    requests than ``max_error_rate`` is written all the same, with status ``incomplete``, its
+    coverage per category and the cause; :attr:`RunResult.complete` is then False.
     """
+    if not 0 <= max_error_rate <= 1:
+        raise BadInputError("--max-error-rate must be between 0 and 1 (e.g. 0.02 for 2%)")
     started = time.perf_counter()
     if samples < 1:
         raise BadInputError("--samples must be at least 1")
@@ -136,9 +151,10 @@ def run(
     finally:
         if own_store:
             the_store.close()
-    responses, verdicts, thoughts = answered
+    slots, verdicts, thoughts, stopped = answered
     prompts = [p for p in bench.prompts for _ in range(samples)]
-    outcomes = [Outcome(*row) for row in zip(prompts, responses, verdicts, thoughts, strict=True)]
+    outcomes = [Outcome(*row) for row in zip(prompts, slots, verdicts, thoughts, strict=True)]
+    responses = [r for r in slots if r is not None]
     created = datetime.now(timezone.utc)
     run_id = f"{created:%Y%m%d-%H%M%S}-{_slug(model_backend.model)}"
     info = RunInfo(
@@ -173,7 +189,11 @@ def run(
         duration_s=round(time.perf_counter() - started, 3),
         judge_stages=_stage_counts(the_judge, verdicts),
     )
-    summary = Summary(run=info, metrics=compute(outcomes, samples=samples, judge_reasoning=judge_reasoning))
+    summary = Summary(
+        run=info,
+        metrics=compute(outcomes, samples=samples, judge_reasoning=judge_reasoning),
+        **health(outcomes, stopped, max_error_rate),
+    )
     run_dir = write_run_dir(Path(output_dir), run_id, summary, outcomes) if output_dir is not None else None
     return RunResult(summary=summary, run_dir=run_dir, outcomes=outcomes)
 
@@ -185,19 +205,29 @@ async def _answer_and_judge(
     queries: Sequence[Query],
     samples: int,
     judge_reasoning: bool,
-) -> tuple[list[Response], list[Verdict | None], list[Verdict | None]]:
-    """Answer every query ``samples`` times, then judge the answers (and, if asked, their reasoning)."""
+) -> tuple[list[Response | None], list[Verdict | None], list[Verdict | None], str | None]:
+    """Answer every query ``samples`` times, then judge the answers (and, if asked, their reasoning).
+
+    Returns a response (None: never answered), a verdict and a reasoning verdict per answer slot, and
+    the cause that stopped the answering early (or None).
+    """
     progress = model.progress
     try:
         # a judge that cannot load fails now, before the model is asked anything
         model.backend.check()
         await judge.check()
-        responses = await model.answer(queries, samples)
+        answers = await model.answer_partial(queries, samples)
+        slots = answers.responses
         repeated = [p for p in prompts for _ in range(samples)]
-        verdicts = await judge_responses(judge, repeated, responses, model.store, progress)
-        thoughts: list[Verdict | None] = [None] * len(responses)
+        have = [i for i, r in enumerate(slots) if r is not None]
+        responses = [r for r in slots if r is not None]
+        judged = await judge_responses(judge, [repeated[i] for i in have], responses, model.store, progress)
+        verdicts: list[Verdict | None] = [None] * len(slots)
+        for index, verdict in zip(have, judged, strict=True):
+            verdicts[index] = verdict
+        thoughts: list[Verdict | None] = [None] * len(slots)
         if judge_reasoning:
-            views = [(i, view) for i, view in enumerate(map(reasoning_view, responses)) if view is not None]
+            views = [(i, view) for i in have if (view := reasoning_view(slots[i])) is not None]  # type: ignore[arg-type]
             judged = await judge_responses(
                 judge, [repeated[i] for i, _ in views], [view for _, view in views], model.store, progress
             )
@@ -206,4 +236,4 @@ async def _answer_and_judge(
     finally:
         await model.backend.aclose()
         await judge.aclose()
-    return responses, verdicts, thoughts
+    return slots, verdicts, thoughts, answers.stopped

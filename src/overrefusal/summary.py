@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from overrefusal.backends.http import SECRET_NAME
-from overrefusal.metrics import Metrics
+from overrefusal.metrics import Metrics, Outcome
 from overrefusal.records import GenerateParams
+
+MAX_ERROR_RATE = 0.02
+"""Default share of prompts left without an answer above which a run is incomplete."""
+
+Status = Literal["complete", "incomplete"]
 
 FORMAT_VERSION = 1
 """Bump when a field changes meaning or is removed; adding fields keeps the version."""
@@ -90,3 +95,45 @@ class Summary(BaseModel):
     format_version: int = FORMAT_VERSION
     run: RunInfo
     metrics: Metrics
+    status: Status = "complete"
+    """``incomplete`` when the run stopped early or more answers than ``max_error_rate`` are missing:
+    its rates then cover only the answered prompts (see ``coverage``)."""
+    stop_reason: str | None = None
+    """Why the run stopped early (one line with the fix), or None."""
+    error_rate: float = 0.0
+    """Share of requested answers missing (failed requests plus requests never sent)."""
+    max_error_rate: float = MAX_ERROR_RATE
+    coverage: dict[str, float] = {}
+    """Share of requested answers received, per category and ``overall``."""
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        """One line saying why the run is incomplete (None when complete)."""
+        if self.status == "complete":
+            return None
+        if self.stop_reason:
+            return self.stop_reason
+        return f"{self.error_rate:.1%} of prompts have no answer, more than --max-error-rate {self.max_error_rate:.0%}"
+
+
+def health(outcomes: Sequence[Outcome], stopped: str | None, max_error_rate: float) -> dict[str, Any]:
+    """The completeness fields of a :class:`Summary`: status, error rate and coverage per category."""
+    totals: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        ok = outcome.response is not None and outcome.response.ok
+        for name in (outcome.prompt.category, "overall"):
+            counts = totals.setdefault(name, [0, 0])
+            counts[0] += int(ok)
+            counts[1] += 1
+    overall = totals.get("overall", [0, 0])
+    error_rate = (overall[1] - overall[0]) / overall[1] if overall[1] else 0.0
+    coverage = {name: round(got / total, 4) for name, (got, total) in sorted(totals.items()) if name != "overall"}
+    coverage["overall"] = round(overall[0] / overall[1], 4) if overall[1] else 1.0
+    incomplete = stopped is not None or error_rate > max_error_rate
+    return {
+        "status": "incomplete" if incomplete else "complete",
+        "stop_reason": stopped,
+        "error_rate": round(error_rate, 4),
+        "max_error_rate": max_error_rate,
+        "coverage": coverage,
+    }

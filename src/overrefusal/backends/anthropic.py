@@ -38,6 +38,8 @@ class AnthropicBackend(HttpBackend):
         timeout_s: time limit of one attempt.
         max_retries: retries before a request is recorded as an error.
         backoff_s: first retry delay; it doubles on each retry, with jitter, and ``Retry-After`` is honoured.
+        give_up_after_s: stop the run when every base URL has been down this long (the circuit breaker).
+        max_retry_after_s: longest ``Retry-After`` waited for; a longer one stops the run, saying until when.
         extra_body: more JSON fields for every request; part of the cache key.
     """
 
@@ -45,6 +47,7 @@ class AnthropicBackend(HttpBackend):
     default_max_tokens: ClassVar[int] = 512
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
     default_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+    models_path: ClassVar[str] = "/v1/models"
 
     def auth_headers(self, key: str | None) -> dict[str, str]:
         """``x-api-key`` plus the API version header."""

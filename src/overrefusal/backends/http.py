@@ -4,11 +4,20 @@ One :class:`HttpTransport` per backend holds an aiohttp connection pool, spreads
 one or more base URLs (an endpoint that refuses connections is skipped for a while), spaces
 requests to an optional requests-per-minute limit, and retries 408 / 429 / 5xx answers,
 timeouts, connection errors and malformed bodies with jittered exponential backoff that
-honours ``Retry-After``. A request that still fails becomes a :class:`ResponseError`; only a
-rejected API key (HTTP 401) stops the run, since every other request would fail the same way.
+honours ``Retry-After`` (up to ``max_retry_after_s``). A request that still fails becomes a
+:class:`ResponseError`.
 
-API keys are read from environment variables. The key is kept in the request headers only:
-it is scrubbed from every error message and never appears in a repr, a log line or the store.
+Some failures would fail every request the same way: a rejected key (401/403), an unknown model
+or route (404), an invalid request (400), an exhausted quota, a ``Retry-After`` beyond the cap, and
+endpoints that have all been down for ``give_up_after_s`` (the circuit breaker). Such an answer is
+recorded as a ``fatal`` error; after ``fatal_after`` of them in a row (or at once for the last
+two) the transport raises :class:`~overrefusal.errors.RunStopped` with one line naming the cause
+and the fix, and the run stops.
+
+API keys are read from environment variables. The key is sent only to the base URL's origin
+(never along a redirect to another origin); it is masked in every form it can come back in
+(:mod:`overrefusal.backends.redact`) in error messages and answers, and never appears in a repr,
+a log line or the store.
 """
 
 from __future__ import annotations
@@ -22,22 +31,25 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from yarl import URL
 
+from overrefusal.backends import http_causes
 from overrefusal.backends.base import Backend
-from overrefusal.errors import BadInputError, RunError
+from overrefusal.backends.redact import Redactor
+from overrefusal.errors import BadInputError, RunStopped
 from overrefusal.records import ResponseError
 
 log = logging.getLogger("overrefusal.http")
 
 T = TypeVar("T")
 
-MAX_RETRY_AFTER_S = 600.0
-"""Longest ``Retry-After`` honoured; longer waits are cut to this."""
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -53,8 +65,12 @@ class HttpSettings:
         timeout_s: time limit of one attempt, connection included.
         max_retries: retries after the first attempt before a request is recorded as an error.
         backoff_base_s: first backoff delay; it doubles on each retry (with jitter).
-        backoff_max_s: longest backoff delay (``Retry-After`` may ask for more, up to 600 s).
+        backoff_max_s: longest backoff delay (``Retry-After`` may ask for more, up to ``max_retry_after_s``).
         endpoint_cooldown_s: how long a base URL that refused a connection is avoided.
+        max_retry_after_s: longest ``Retry-After`` waited for; a longer one stops the run, saying until when.
+        give_up_after_s: the run stops when every base URL has been down this long (the circuit breaker).
+        down_after: failed attempts in a row (connection errors, timeouts, 5xx) that mark a base URL down.
+        fatal_after: fatal answers in a row (401, 403, 404, 400, quota) that stop the run.
     """
 
     base_urls: tuple[str, ...]
@@ -65,6 +81,10 @@ class HttpSettings:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     endpoint_cooldown_s: float = 5.0
+    max_retry_after_s: float = 60.0
+    give_up_after_s: float = 120.0
+    down_after: int = 5
+    fatal_after: int = 3
 
     def __post_init__(self) -> None:
         if not self.base_urls:
@@ -77,6 +97,10 @@ class HttpSettings:
             raise BadInputError("timeout_s must be positive and max_retries 0 to 50: fix the -B values")
         if self.backoff_base_s <= 0 or self.backoff_max_s < self.backoff_base_s:
             raise BadInputError("backoff_s must be positive (and at most the 30 s cap): fix -B backoff_s")
+        if not self.give_up_after_s > 0 or not self.max_retry_after_s >= 0:
+            raise BadInputError("--give-up-after must be positive and --max-retry-after at least 0: fix them")
+        if self.down_after < 1 or self.fatal_after < 1:
+            raise BadInputError("down_after and fatal_after must be at least 1: fix the -B values")
 
 
 def normalise_base_urls(base_url: str | Sequence[str] | None, default: str) -> tuple[str, ...]:
@@ -169,12 +193,13 @@ def backoff_delay(
     max_s: float,
     retry_after: float | None = None,
     rand: Callable[[], float] = random.random,
+    max_retry_after_s: float = 60.0,
 ) -> float:
-    """Delay before retry number ``attempt + 1``: jittered exponential, at least ``Retry-After``."""
+    """Delay before retry number ``attempt + 1``: jittered exponential, at least ``Retry-After`` (capped)."""
     ceiling = min(max_s, base_s * (2 ** min(attempt, 30)))
     delay: float = ceiling * (0.5 + 0.5 * rand())
     if retry_after is not None:
-        wait = min(retry_after, MAX_RETRY_AFTER_S)
+        wait = min(retry_after, max_retry_after_s)
         # spread the requests told to wait the same time, so they do not all come back at once
         delay = max(delay, wait * (1.0 + 0.1 * rand()) + 0.05 * base_s * rand())
     return delay
@@ -199,13 +224,21 @@ class RateLimiter:
 
 
 class Endpoints:
-    """Round-robin over base URLs, skipping those that recently refused connections."""
+    """Round-robin over base URLs, skipping those that recently refused connections; a circuit breaker.
 
-    def __init__(self, urls: Sequence[str], cooldown_s: float) -> None:
+    A base URL whose last ``down_after`` attempts all failed (connection refused or reset, timeout,
+    5xx) is down since the first of them was sent; :meth:`down_for` says how long *every* base
+    URL has been down.
+    """
+
+    def __init__(self, urls: Sequence[str], cooldown_s: float, down_after: int = 5) -> None:
         """Track ``urls``; a failed one is avoided for ``cooldown_s`` seconds."""
         self.urls = tuple(urls)
         self._cooldown_s = cooldown_s
+        self._down_after = down_after
         self._down_until = [0.0] * len(self.urls)
+        self._streak = [0] * len(self.urls)
+        self._streak_start = [0.0] * len(self.urls)
         self._next = 0
 
     def pick(self) -> int:
@@ -221,25 +254,48 @@ class Endpoints:
                 return index
         return min(range(count), key=self._down_until.__getitem__)
 
-    def failed(self, index: int) -> None:
-        """Mark URL ``index`` as down for the cooldown period."""
-        if len(self.urls) > 1 and self._down_until[index] <= time.monotonic():
-            log.warning("%s is not answering; using the other base URLs for a while", self.urls[index])
-        self._down_until[index] = time.monotonic() + self._cooldown_s
+    def failed(self, index: int, sent: float, avoid: bool = True) -> None:
+        """Count a failed attempt on URL ``index`` sent at ``sent`` (monotonic); ``avoid`` it for the cooldown."""
+        if self._streak[index] == 0:
+            self._streak_start[index] = sent
+        self._streak[index] += 1
+        if avoid:
+            if len(self.urls) > 1 and self._down_until[index] <= time.monotonic():
+                log.warning("%s is not answering; using the other base URLs for a while", self.urls[index])
+            self._down_until[index] = time.monotonic() + self._cooldown_s
 
     def succeeded(self, index: int) -> None:
         """Mark URL ``index`` as up."""
         self._down_until[index] = 0.0
+        self._streak[index] = 0
+
+    def down_for(self, now: float) -> float:
+        """Seconds every URL has been down (0 when one of them is up)."""
+        if min(self._streak) < self._down_after:
+            return 0.0
+        return now - max(self._streak_start)
 
 
 class _Retry(Exception):
-    """One attempt failed in a way worth retrying."""
+    """One attempt failed in a way worth retrying; ``down`` when it counts against the endpoint."""
 
-    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, kind: str, message: str, retry_after: float | None = None, down: bool = True) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.down = down
+
+
+class _Fatal(Exception):
+    """An answer that every request would get: ``cause`` is the one line naming it and the fix."""
+
+    def __init__(self, kind: str, message: str, cause: str, at_once: bool = False) -> None:
+        super().__init__(cause)
+        self.kind = kind
+        self.message = message
+        self.cause = cause
+        self.at_once = at_once
 
 
 @dataclass(frozen=True)
@@ -255,10 +311,13 @@ class HttpTransport:
 
     Args:
         settings: URLs, concurrency, limits and retry policy.
-        headers: headers sent with every request (authentication included).
-        secret: the API key, scrubbed from every error message.
+        headers: headers sent with every request (authentication included: it goes only to the
+            base URLs' origins, never along a redirect to another origin).
+        secret: the API key, masked in every error message and answer.
         key_hint: how the user supplies the key, for the message on HTTP 401.
         sleep: the sleep function (tests pass a recorder).
+        models_path: path (after the base URL) listing the served models, named on HTTP 404.
+        auth_names: the headers in ``headers`` that carry credentials.
     """
 
     def __init__(
@@ -268,24 +327,38 @@ class HttpTransport:
         secret: str | None = None,
         key_hint: str = "the API key",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        models_path: str = "/models",
+        auth_names: Sequence[str] = ("Authorization", "x-api-key"),
     ) -> None:
         """Prepare the transport; the connection pool opens on first use, inside the running loop."""
         self.settings = settings
-        self.endpoints = Endpoints(settings.base_urls, settings.endpoint_cooldown_s)
-        self._headers = {"Content-Type": "application/json", **headers}
-        self._secret = secret
+        self.endpoints = Endpoints(settings.base_urls, settings.endpoint_cooldown_s, settings.down_after)
+        lowered = {n.lower() for n in auth_names}
+        self._auth = {k: v for k, v in headers.items() if k.lower() in lowered}
+        self._headers = {
+            "Content-Type": "application/json",
+            **{k: v for k, v in headers.items() if k not in self._auth},
+        }
+        self._redactor = Redactor(secret)
         self._key_hint = key_hint
         self._sleep = sleep
+        self._models_path = models_path
         self._limiter = RateLimiter(settings.rpm, sleep) if settings.rpm else None
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[int, str], URL] = {}
+        self._origins = {URL(u).origin() for u in settings.base_urls}
+        self._fatal_streak = 0
+        self._stopped: str | None = None
+        self._served: dict[int, list[str] | None] = {}
+        self._proven = False
+        self._probe: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_urls={self.settings.base_urls!r})"
 
     def _redact(self, text: str) -> str:
-        """``text`` with the API key replaced: done before any truncation, so no part of the key survives."""
-        return text.replace(self._secret, "***") if self._secret else text
+        """``text`` with the API key masked: done before any truncation, so no part of the key survives."""
+        return self._redactor.redact(text) if self._redactor else text
 
     def _scrub(self, text: str) -> str:
         return self._redact(text)[:300]
@@ -304,6 +377,28 @@ class HttpTransport:
                 connector=connector, timeout=timeout, headers=self._headers, skip_auto_headers=("User-Agent",)
             )
         return self._session
+
+    def _give_up(self) -> _Fatal | None:
+        """The circuit breaker: fatal once every base URL has been down for ``give_up_after_s``."""
+        down = self.endpoints.down_for(time.monotonic())
+        if down < self.settings.give_up_after_s:
+            return None
+        urls = ", ".join(self.endpoints.urls)
+        since = datetime.now(timezone.utc) - timedelta(seconds=down)
+        cause = (
+            f"no answer from {urls} since {since:%H:%M:%S} UTC (connection refused, timeouts or 5xx; "
+            f"gave up after {self.settings.give_up_after_s:g}s): start the server or check --base-url, "
+            "then run the same command again to continue"
+        )
+        return _Fatal("endpoint_down", "every base URL is down", cause, at_once=True)
+
+    def _fatal_result(self, fatal: _Fatal) -> ResponseError:
+        """Record a fatal answer; raise :class:`RunStopped` once they leave no doubt."""
+        self._fatal_streak += 1
+        if fatal.at_once or self._fatal_streak >= self.settings.fatal_after or self._stopped is not None:
+            self._stopped = self._stopped or fatal.cause
+            raise RunStopped(self._stopped)
+        return ResponseError(kind=fatal.kind, message=self._scrub(fatal.message), fatal=True)
 
     async def post(
         self,
@@ -326,8 +421,33 @@ class HttpTransport:
             The parsed result, or the :class:`ResponseError` of the last attempt.
 
         Raises:
-            RunError: the server rejected the API key (HTTP 401).
+            RunStopped: a cause that fails every request stopped the run (the message names it and the fix).
         """
+        if self._proven:
+            return await self._post(path, body, parse, on_error)
+        # until one answer succeeds, only the first few requests go out: a slot taken by a fatal
+        # answer is not given back, so a server that rejects everything sees ``fatal_after`` requests
+        if self._probe is None:
+            self._probe = asyncio.Semaphore(self.settings.fatal_after)
+        await self._probe.acquire()
+        try:
+            result = await self._post(path, body, parse, on_error)
+        except BaseException:
+            self._probe.release()
+            raise
+        if not (isinstance(result, ResponseError) and result.fatal):
+            self._probe.release()
+        return result
+
+    async def _post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        parse: Callable[[Any], T],
+        on_error: Callable[[Failure], T | None] | None,
+    ) -> T | ResponseError:
+        if self._stopped is not None:
+            raise RunStopped(self._stopped)
         payload = json.dumps(body).encode()
         session = self._get_session()
         settings = self.settings
@@ -335,25 +455,49 @@ class HttpTransport:
         for attempt in range(attempts):
             if self._limiter is not None:
                 await self._limiter.wait()
+            gave_up = self._give_up()
+            if gave_up is not None:
+                return self._fatal_result(gave_up)
             index = self.endpoints.pick()
             url = self._url(index, path)
+            sent = time.monotonic()
             try:
-                result = await self._attempt(session, url, payload, parse, on_error)
+                result = await self._attempt(session, url, payload, parse, on_error, index, body.get("model"))
                 self.endpoints.succeeded(index)
+                self._fatal_streak = 0
+                self._proven = True
                 return result
+            except _Fatal as fatal:
+                self.endpoints.succeeded(index)  # it answered
+                return self._fatal_result(fatal)
             except _Retry as retry:
                 failure = retry
+                if retry.down:
+                    self.endpoints.failed(index, sent, avoid=False)
+                else:
+                    self.endpoints.succeeded(index)
             except aiohttp.ClientConnectorError as exc:
-                self.endpoints.failed(index)
+                self.endpoints.failed(index, sent)
                 failure = _Retry("connection", f"cannot connect to {self.endpoints.urls[index]}: {exc.strerror}")
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+                self.endpoints.failed(index, sent, avoid=False)
                 failure = _Retry("timeout", f"no answer within {settings.timeout_s:g}s")
             except (aiohttp.ClientError, ConnectionError) as exc:
+                self.endpoints.failed(index, sent, avoid=False)
                 failure = _Retry("connection", f"{type(exc).__name__}: {exc}")
             if attempt + 1 < attempts:
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s, failure.retry_after)
+                delay = backoff_delay(
+                    attempt,
+                    settings.backoff_base_s,
+                    settings.backoff_max_s,
+                    failure.retry_after,
+                    max_retry_after_s=settings.max_retry_after_s,
+                )
                 log.debug("retry %d after %.2fs: %s", attempt + 1, delay, failure.kind)
                 await self._sleep(delay)
+        gave_up = self._give_up()
+        if gave_up is not None:
+            return self._fatal_result(gave_up)
         plural = "s" if attempts > 1 else ""
         return ResponseError(kind=failure.kind, message=self._scrub(f"{failure.message} ({attempts} attempt{plural})"))
 
@@ -364,31 +508,84 @@ class HttpTransport:
         payload: bytes,
         parse: Callable[[Any], T],
         on_error: Callable[[Failure], T | None] | None,
+        index: int,
+        model: object,
     ) -> T | ResponseError:
-        async with session.post(url, data=payload) as answer:
-            raw = await answer.read()
-            status = answer.status
-            retry_after = parse_retry_after(answer.headers) if status == 429 or status >= 500 else None
+        crossed: URL | None = None  # the other origin a redirect led to
+        for _hop in range(MAX_REDIRECTS + 1):
+            auth = self._auth if crossed is None else None
+            async with session.post(url, data=payload, headers=auth or None, allow_redirects=False) as answer:
+                raw = await answer.read()
+                status = answer.status
+                headers = answer.headers
+            location = headers.get("Location") if status in REDIRECTS else None
+            if location is None:
+                break
+            url = url.join(URL(location))
+            if url.origin() not in self._origins:
+                crossed = url  # credentials are never sent to another origin
+        else:
+            raise _Retry("redirect", f"more than {MAX_REDIRECTS} redirects from {self.endpoints.urls[index]}")
+        if self._redactor:
+            raw = self._redactor.redact_bytes(raw)  # answers and errors that echo the key keep it masked
         if 200 <= status < 300:
             try:
                 return parse(json.loads(raw))
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-                shown = self._redact(raw.decode("utf-8", "replace"))[:120]
+                shown = raw.decode("utf-8", "replace")[:120]
                 raise _Retry("bad_response", f"malformed answer ({type(exc).__name__}): {shown!r}") from None
-        text = self._redact(raw.decode("utf-8", "replace"))
-        if status == 408 or status == 429 or status >= 500:
-            raise _Retry(f"http_{status}", f"HTTP {status}: {text[:200]}", retry_after)
-        if status == 401:
-            raise RunError(f"{url} rejected the API key (HTTP 401): check {self._key_hint}")
+        text = raw.decode("utf-8", "replace")
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        message = f"HTTP {status}: {text[:200]}"
+        if status == 429:
+            if http_causes.quota_exhausted(data):
+                raise _Fatal("quota", message, http_causes.quota(status, data))
+            retry_after = parse_retry_after(headers)
+            if retry_after is not None and retry_after > self.settings.max_retry_after_s:
+                cause = http_causes.rate_limited(retry_after, self.settings.max_retry_after_s)
+                raise _Fatal("rate_limited", message, cause, at_once=True)
+            raise _Retry("http_429", message, retry_after, down=False)
+        if status == 408 or status >= 500:
+            raise _Retry(f"http_{status}", message, parse_retry_after(headers))
         if on_error is not None:
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                data = None
             rescued = on_error(Failure(status, data))
             if rescued is not None:
                 return rescued
-        return ResponseError(kind=f"http_{status}", message=self._scrub(f"HTTP {status}: {text[:200]}"))
+        if crossed is not None and status in (401, 403):
+            raise _Fatal(f"http_{status}", message, http_causes.redirected(self.endpoints.urls[index], crossed))
+        if status in (401, 403):
+            raise _Fatal(
+                f"http_{status}", message, http_causes.rejected(status, self._key_hint, bool(self._auth), model)
+            )
+        if status == 402:
+            raise _Fatal("quota", message, http_causes.quota(status, data))
+        if status == 404:
+            served = await self._served_models(index)
+            raise _Fatal("http_404", message, http_causes.not_found(self.endpoints.urls[index], model, served))
+        if status == 400:
+            detail = http_causes.server_message(data) or text
+            raise _Fatal("http_400", message, http_causes.invalid(self._redact(detail)))
+        return ResponseError(kind=f"http_{status}", message=self._scrub(message))
+
+    async def _served_models(self, index: int) -> list[str] | None:
+        """The model names ``GET <base URL><models_path>`` lists (None when it cannot tell); asked once."""
+        if index not in self._served:
+            self._served[index] = None
+            try:
+                async with self._get_session().get(
+                    self._url(index, self._models_path),
+                    headers=self._auth or None,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=min(10.0, self.settings.timeout_s)),
+                ) as answer:
+                    if answer.status == 200:
+                        self._served[index] = http_causes.model_names(json.loads(await answer.read()))
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                pass
+        return self._served[index]
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -433,6 +630,8 @@ class HttpBackend(Backend):
     default_base_url: ClassVar[str]
     default_key_env: ClassVar[str | None] = None
     """Variable read for the key when ``api_key_env`` is not given and the base URL is the default one."""
+    models_path: ClassVar[str] = "/models"
+    """Path after the base URL that lists the served models (named when the server answers 404)."""
 
     def __init__(
         self,
@@ -445,6 +644,8 @@ class HttpBackend(Backend):
         max_retries: int = 6,
         backoff_s: float = 0.5,
         extra_body: Mapping[str, Any] | None = None,
+        give_up_after_s: float = 120.0,
+        max_retry_after_s: float = 60.0,
         **unknown: object,
     ) -> None:
         """Configure the backend; see the class docstring of each backend for the arguments."""
@@ -469,9 +670,13 @@ class HttpBackend(Backend):
             timeout_s=float(timeout_s),
             max_retries=int(max_retries),
             backoff_base_s=float(backoff_s),
+            give_up_after_s=float(give_up_after_s),
+            max_retry_after_s=float(max_retry_after_s),
         )
         hint = f"${api_key_env or default_env}" if (api_key_env or default_env) else "--api-key-env"
-        self.transport = HttpTransport(self.settings, self.auth_headers(key), secret=key, key_hint=hint)
+        self.transport = HttpTransport(
+            self.settings, self.auth_headers(key), secret=key, key_hint=hint, models_path=self.models_path
+        )
 
     def auth_headers(self, key: str | None) -> dict[str, str]:
         """Headers that carry ``key`` (none without a key)."""

@@ -45,6 +45,8 @@ class OpenAIBackend(HttpBackend):
         timeout_s: time limit of one attempt.
         max_retries: retries before a request is recorded as an error.
         backoff_s: first retry delay; it doubles on each retry, with jitter, and ``Retry-After`` is honoured.
+        give_up_after_s: stop the run when every base URL has been down this long (the circuit breaker).
+        max_retry_after_s: longest ``Retry-After`` waited for; a longer one stops the run, saying until when.
         extra_body: more JSON fields for every request (e.g. ``{"stop": ["END"]}``); part of the cache key.
         reasoning_effort: ``minimal``, ``low``, ``medium`` or ``high`` (and ``none``/``xhigh`` where the
             model has them) for reasoning models; part of the cache key.
@@ -71,11 +73,24 @@ class OpenAIBackend(HttpBackend):
         extra_body: Mapping[str, Any] | None = None,
         reasoning_effort: str | None = None,
         reasoning_model: bool | None = None,
+        give_up_after_s: float = 120.0,
+        max_retry_after_s: float = 60.0,
         **unknown: object,
     ) -> None:
         """Configure the backend (see the class docstring)."""
         super().__init__(
-            model, base_url, api_key_env, concurrency, rpm, timeout_s, max_retries, backoff_s, extra_body, **unknown
+            model,
+            base_url,
+            api_key_env,
+            concurrency,
+            rpm,
+            timeout_s,
+            max_retries,
+            backoff_s,
+            extra_body,
+            give_up_after_s,
+            max_retry_after_s,
+            **unknown,
         )
         if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
             raise BadInputError(

@@ -191,6 +191,11 @@ def _read_csv(path: Path, text: str, delimiter: str) -> list[dict[str, Any]]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
         for row in reader:
+            if None in row:  # more fields than the header names
+                raise BadInputError(
+                    f"{path} line {reader.line_num} has more fields than its header: quote a prompt holding "
+                    'a comma ("like, this") or fix the header'
+                )
             values = [v for v in row.values() if isinstance(v, str)]
             if any(v.strip() for v in values):
                 rows.append(row)

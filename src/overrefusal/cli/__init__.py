@@ -33,7 +33,16 @@ def cli() -> None:
 
 def _register() -> None:
     # one line per command module; each module defines a click command or group
-    from overrefusal.cli import generate_cmd, inspect_cmd, judge_cmd, report_cmd, run_cmd, serve_cmd, view_cmd
+    from overrefusal.cli import (
+        generate_cmd,
+        inspect_cmd,
+        judge_cmd,
+        report_cmd,
+        run_cmd,
+        serve_cmd,
+        store_cmd,
+        view_cmd,
+    )
 
     cli.add_command(run_cmd.run)
     cli.add_command(inspect_cmd.list_cmd)
@@ -43,6 +52,7 @@ def _register() -> None:
     cli.add_command(report_cmd.report)
     cli.add_command(view_cmd.view)
     cli.add_command(generate_cmd.generate)
+    cli.add_command(store_cmd.store)
 
 
 _register()

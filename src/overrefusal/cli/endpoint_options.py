@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def endpoint_options(func: F) -> F:
-    """--base-url, --concurrency, --rpm, --api-key-env, --models-file."""
+    """--base-url, --concurrency, --rpm, --api-key-env, --give-up-after, --max-retry-after, --models-file."""
     decorators = [
         click.option(
             "--base-url",
@@ -40,6 +40,22 @@ def endpoint_options(func: F) -> F:
             default=None,
             metavar="NAME",
             help="Name of the environment variable holding the API key (never the key itself).",
+        ),
+        click.option(
+            "--give-up-after",
+            "give_up_after_s",
+            type=FiniteFloat(min=0, min_open=True),
+            default=None,
+            metavar="SECONDS",
+            help="HTTP backends: stop the run when every base URL has been down this long [120].",
+        ),
+        click.option(
+            "--max-retry-after",
+            "max_retry_after_s",
+            type=FiniteFloat(min=0),
+            default=None,
+            metavar="SECONDS",
+            help="HTTP backends: longest Retry-After waited for; a longer one stops the run [60].",
         ),
         click.option(
             "--models-file",
@@ -77,12 +93,13 @@ def resolve_backend(
     elif opts.get("base_urls") and not given("backend"):
         backend = "openai"  # a base URL alone means an OpenAI-compatible server
     endpoint: dict[str, Any] = {"base_url": list(opts["base_urls"])} if opts.get("base_urls") else {}
-    endpoint.update({n: opts[n] for n in ("concurrency", "rpm", "api_key_env") if opts.get(n) is not None})
+    options = ("concurrency", "rpm", "api_key_env", "give_up_after_s", "max_retry_after_s")
+    endpoint.update({n: opts[n] for n in options if opts.get(n) is not None})
     if endpoint:
         accepted = inspect.signature(backends.factory(backend)).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
         refused = [n for n in endpoint if n not in accepted and not takes_any]
         if refused:
-            names = ", ".join("--" + n.replace("_", "-") for n in refused)
+            names = ", ".join("--" + n.removesuffix("_s").replace("_", "-") for n in refused)
             raise BadInputError(f"{names} do(es) not apply to the {backend} backend: use --backend openai or anthropic")
     return backend, {**backend_args, **endpoint}, params

@@ -28,7 +28,18 @@ from overrefusal.report.runs import load_runs
     default=None,
     help="Benign benchmark for the scatter's x axis (default: all of a model's benign prompts pooled).",
 )
-def report(runs: tuple[Path, ...], output: Path, pair: tuple[str, str] | None, x_benchmark: str | None) -> None:
+@click.option(
+    "--include-incomplete",
+    is_flag=True,
+    help="Rank incomplete runs too (marked INCOMPLETE); by default they are left out and named.",
+)
+def report(
+    runs: tuple[Path, ...],
+    output: Path,
+    pair: tuple[str, str] | None,
+    x_benchmark: str | None,
+    include_incomplete: bool,
+) -> None:
     """Compare models: leaderboard, trade-off scatter, per-category bars, Spearman and McNemar tests.
 
     RUNS are run folders written by `overrefusal run` (runs/<id>/); runs of the same model on different
@@ -36,7 +47,17 @@ def report(runs: tuple[Path, ...], output: Path, pair: tuple[str, str] | None, x
     """
     folders = load_runs(list(runs))
     with Bar("reading runs", len(folders), enabled=sys.stderr.isatty()) as bar:
-        comparison = write_report(folders, output, pair=pair, x_benchmark=x_benchmark, on_run=bar.advance)
+        comparison = write_report(
+            folders,
+            output,
+            pair=pair,
+            x_benchmark=x_benchmark,
+            on_run=bar.advance,
+            include_incomplete=include_incomplete,
+        )
+    for note in comparison.notes:
+        if note.startswith("Left out:"):
+            click.echo(note, err=True)
     models, n_runs = len(comparison.models), len(folders)
     for note in comparison.notes:
         click.echo(f"warning: {note}", err=True)

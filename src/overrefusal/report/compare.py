@@ -76,6 +76,11 @@ class ModelAgg:
         return sum(s.provider_refusal for s in (self.over_refusal, self.toxic_refusal) if s is not None)
 
     @property
+    def incomplete(self) -> bool:
+        """Whether one of the model's runs is incomplete (its rates cover only the answered prompts)."""
+        return any(r.summary.status != "complete" for r in self.runs)
+
+    @property
     def judges(self) -> str:
         """The judges of the model's runs."""
         return ", ".join(sorted({f"{r.summary.run.judge} v{r.summary.run.judge_version}" for r in self.runs}))
@@ -323,10 +328,22 @@ def compare(
     pair: tuple[str, str] | None = None,
     x_benchmark: str | None = None,
     on_run: Callable[[], None] | None = None,
+    include_incomplete: bool = False,
 ) -> Comparison:
-    """Aggregate runs into a :class:`Comparison` (McNemar for every pair of models, or only ``pair``)."""
+    """Aggregate runs into a :class:`Comparison` (McNemar for every pair of models, or only ``pair``).
+
+    Incomplete runs are left out (and named in a note) unless ``include_incomplete``; included, their
+    models are marked incomplete.
+    """
     if not runs:
         raise BadInputError("no run folders given: pass one or more runs/<id>/ folders")
+    left_out = [] if include_incomplete else [r for r in runs if r.summary.status != "complete"]
+    runs = [r for r in runs if r not in left_out]
+    if not runs:
+        raise BadInputError(
+            "every run given is incomplete (stopped early or too many failed requests): run them again to "
+            "complete them, or pass --include-incomplete to compare them anyway"
+        )
     models = aggregate(runs, on_run)
     by_name = {m.model: m for m in models}
     if pair is not None:
@@ -341,7 +358,13 @@ def compare(
     benchmarks = sorted({b for m in models for b in m.benign_by_benchmark}, key=lambda b: (is_hard(b), b))
     if x_benchmark is not None and x_benchmark not in benchmarks:
         raise BadInputError(f"--x-benchmark {x_benchmark!r} is not among the runs' benchmarks: {benchmarks}")
-    notes = []
+    notes = [
+        f"Left out: {r.path.name} ({r.model} on {r.benchmark}) is incomplete ({r.summary.incomplete_reason}); "
+        "pass --include-incomplete to show it."
+        for r in left_out
+    ]
+    if any(m.incomplete for m in models):
+        notes.append("Models marked INCOMPLETE have runs whose rates cover only the prompts that got an answer.")
     sets = {m.model: tuple(sorted(r.benchmark for r in m.runs)) for m in models}
     if len(set(sets.values())) > 1:
         listed = "; ".join(f"{name}: {', '.join(bench)}" for name, bench in sets.items())
@@ -525,9 +548,10 @@ def write_report(
     pair: tuple[str, str] | None = None,
     x_benchmark: str | None = None,
     on_run: Callable[[], None] | None = None,
+    include_incomplete: bool = False,
 ) -> Comparison:
     """Compare ``runs`` and write the page to ``output`` atomically; return the comparison."""
-    comp = compare(runs, pair=pair, x_benchmark=x_benchmark, on_run=on_run)
+    comp = compare(runs, pair=pair, x_benchmark=x_benchmark, on_run=on_run, include_incomplete=include_incomplete)
     page = render_comparison(comp)
     try:
         write_atomic(output, page)

@@ -98,7 +98,9 @@ async def _relabel(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise web.HTTPBadRequest(text="body is not JSON\n") from exc
     data = request.app[DATA]
-    row, label = body.get("row") if isinstance(body, dict) else None, body.get("final_label")
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='body must be a JSON object like {"row": 0, "final_label": "compliance"}\n')
+    row, label = body.get("row"), body.get("final_label")
     if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row < len(data.rows):
         raise web.HTTPBadRequest(text="row must be a row number from /api/rows\n")
     if label not in GOLD_LABELS:
