@@ -213,14 +213,15 @@ def test_provider_refusals_are_their_own_outcome(tmp_path: Path) -> None:
         result = CliRunner().invoke(
             cli,
             ["run", "--no-progress", "--base-url", srv.openai_url, "-m", "gpt-4o", "-j", "keywords",
-             "-b", str(write_bench(tmp_path, list(PROVIDER))), "-o", str(tmp_path / "runs")],
+             "-b", str(write_bench(tmp_path, list(PROVIDER))), "-o", str(tmp_path / "runs"),
+             "--max-error-rate", "0.2"],  # one client error of 7, on purpose
         )  # fmt: skip
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if "over-refusal" in line and "provider" in line)
     overall = next(line for line in result.output.splitlines() if line.strip().startswith("overall"))
     columns = header.split()
     values = overall.split()
-    assert values[-3] == "5" and columns[-3] == "provider", (header, overall)
+    assert values[-4] == "5" and columns[-4] == "provider", (header, overall)  # then unscored, errors, coverage
     folder = next((tmp_path / "runs").iterdir())
     summary = json.loads((folder / "summary.json").read_text())
     stat = summary["metrics"]["over_refusal"]
