@@ -237,12 +237,12 @@ def test_a_lease_of_a_killed_process_is_taken_over_at_once(tmp_path: Path, store
     mine = Leases(store)
     assert mine.take(["k1"]) == []  # held (not expired) ...
     assert mine.take_free(["k1", "k2"]) == ["k1", "k2"]  # ... but its holder is gone
-    store.put_responses([Response(key="k1", prompt_id="p", model="m", text="a")], release_owner=mine.owner)
-    assert set(store.lease_owners(["k1", "k2"])) == {"k2"}  # the answer's commit ended the lease
+    store.put_responses([Response(key="k1", prompt_id="p", model="m", text="a")])
     other = Leases(store)
     assert other.take(["k1", "k2"]) == []  # answered, or held by a live process
-    mine.stop()
-    assert other.take(["k2"]) == ["k2"]
+    mine.stop()  # a finished process ends all its leases
+    assert store.lease_owners(["k1", "k2"]) == {}
+    assert other.take(["k1", "k2"]) == ["k2"]  # an answered key is never leased again
 
 
 # secrets -------------------------------------------------------------------------------------

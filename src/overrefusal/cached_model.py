@@ -198,9 +198,9 @@ class CachedModel:
         """Send the ``pending`` queries whose lease this process gets; await the others' answers in the store."""
         backend, store, refresh = self.backend, self.store, self.policy.refresh
         leases = Leases(store)
-        committer = ResponseCommitter(store, replace=refresh, release_owner=leases.owner)
+        committer = ResponseCommitter(store, replace=refresh)
         workers = max(1, backend.concurrency)
-        chunk = max(8, workers)
+        chunk = max(64, 4 * workers)  # leases taken a few waves ahead: one transaction per chunk
         todo = deque(pending)
         ready: deque[str] = deque()
         waiting: dict[str, float] = {}  # key -> when this process began waiting for another's answer
@@ -256,7 +256,7 @@ class CachedModel:
                 response = await backend.generate(sample_query(query, sample), key)
                 if sample:
                     response = response.model_copy(update={"sample": sample})
-                committer.add(response)  # the commit also ends the lease
+                committer.add(response)  # once committed, nobody asks again: the lease needs no release
                 sent.add(key)
                 settle(key, response)
 

@@ -1,11 +1,11 @@
 """Leases on query keys, so that processes sharing one store never send the same request twice.
 
 Before sending a query, a process takes the lease on its key in the store (one transaction per
-chunk of keys). A key leased by another live process is not sent: its answer is awaited in the
-store. A lease ends when its answer is committed (in the same transaction), when its holder
-releases it, when it expires (its holder stopped renewing it: a heartbeat renews every lease
-every ``ttl_s / 3``), or at once when its holder is a process of this machine that no longer exists
-(``kill -9``).
+chunk of keys). A key leased by another live process is not sent: its answer (or its final error)
+is awaited in the store, and a key with a stored answer is never leased. A lease ends when its
+holder finishes (it releases all its leases at once), when it expires (its holder stopped renewing
+it: a heartbeat renews every lease every ``ttl_s / 3``), or at once when its holder is a process of
+this machine that no longer exists (``kill -9``).
 """
 
 from __future__ import annotations

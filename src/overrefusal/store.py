@@ -267,14 +267,11 @@ class Store:
                 raise
 
     # responses -------------------------------------------------------------------------
-    def put_responses(
-        self, responses: Iterable[Response], replace: bool = False, release_owner: str | None = None
-    ) -> None:
+    def put_responses(self, responses: Iterable[Response], replace: bool = False) -> None:
         """Commit responses in one transaction.
 
         A stored successful response is never overwritten by an error; it is overwritten by a new
-        successful one only with ``replace`` (``--no-cache``). The leases of ``release_owner`` on
-        these keys end with the commit.
+        successful one only with ``replace`` (``--no-cache``).
         """
         condition = "responses.ok = 0 OR excluded.ok = 1" if replace else "responses.ok = 0"
         now = time.time()
@@ -294,10 +291,6 @@ class Store:
                 f"created=excluded.created WHERE {condition}",
                 rows,
             )
-            if release_owner is not None:
-                db.executemany(
-                    "DELETE FROM leases WHERE key = ? AND owner = ?", [(row[0], release_owner) for row in rows]
-                )
 
     def get_responses(self, keys: Sequence[str], include_errors: bool = False) -> dict[str, Response]:
         """Return stored responses for ``keys``; errors only when ``include_errors``."""
@@ -435,16 +428,10 @@ class ResponseCommitter:
         max_delay_s: float = 0.005,
         max_batch: int = 512,
         replace: bool = False,
-        release_owner: str | None = None,
     ) -> None:
-        """Create a committer for ``store``; use it from inside a running event loop.
-
-        ``replace``: see :meth:`Store.put_responses`; ``release_owner``: the lease owner whose leases
-        on the committed keys end with each commit.
-        """
+        """Create a committer for ``store`` (``replace``: see :meth:`Store.put_responses`); use it in an event loop."""
         self._store = store
         self._replace = replace
-        self._release_owner = release_owner
         self._max_delay_s = max_delay_s
         self._max_batch = max_batch
         self._pending: list[Response] = []
@@ -465,6 +452,6 @@ class ResponseCommitter:
             self._timer = None
         if self._pending:
             self._store.put_responses(
-                self._pending, self._replace, self._release_owner
+                self._pending, self._replace
             )  # on failure they stay queued, and the final flush raises
             self._pending = []
