@@ -12,8 +12,8 @@ Measured:
 * ``duplicate_requests``: answers the server gave more than once for one prompt;
 * ``incomplete_flagged``: 1 when either final run is marked incomplete (or exits non-zero).
 
-Targets: lost 0; duplicate_requests no more than the requests in flight at the kills (the leases the
-killed process held: sent and not yet answered, or answered and not yet committed); final runs complete.
+Targets: lost 0; duplicate_requests no more than the requests in flight at the kills (for each kill, the
+keys the killed process had leased without a stored answer, at most its concurrency); final runs complete.
 The script exits 1 when a target is missed. Last line: ``lost=<n> duplicate_requests=<m> incomplete_flagged=<0|1>``.
 """
 
@@ -98,11 +98,22 @@ def main() -> None:
             a.send_signal(signal.SIGKILL)
             a.wait()
             kills += 1
-            # what the killed process held: sent and unanswered, or answered and not yet committed
-            held = stored(db, "SELECT COUNT(*) FROM leases WHERE owner LIKE ?", (f"%:{a.pid}:%",))
+            # what the killed process could have lost: keys it leased that have no stored answer (sent and
+            # unanswered, answered and not yet committed, or leased ahead and not yet sent), and never more
+            # than its requests in flight at once
+            held = stored(
+                db,
+                "SELECT COUNT(*) FROM leases WHERE owner LIKE ? "
+                "AND key NOT IN (SELECT key FROM responses WHERE ok = 1)",
+                (f"%:{a.pid}:%",),
+            )
             answers = stored(db, "SELECT COUNT(*) FROM responses WHERE ok = 1")
-            in_flight += held
-            print(f"kill -9 at {answers} stored answers: {held} leases held (in flight or uncommitted)", flush=True)
+            in_flight += min(held, args.concurrency)
+            print(
+                f"kill -9 at {answers} stored answers: {held} leased keys unanswered, "
+                f"{min(held, args.concurrency)} of them counted in flight",
+                flush=True,
+            )
             a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         finals = [p.communicate(timeout=600) for p in (a, b)]
         codes = [a.returncode, b.returncode]
