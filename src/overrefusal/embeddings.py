@@ -85,10 +85,18 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return an array of shape (len(texts), 384) of L2-normalised embeddings."""
+        return self.encode_spans(texts, [(0, self.max_length)])[0]
+
+    def encode_spans(self, texts: Sequence[str], spans: Sequence[tuple[int, int]]) -> list[npt.NDArray[np.float32]]:
+        """One encoder pass per text, mean-pooled over each token span ``[start, end)``.
+
+        Returns one (len(texts), 384) array of L2-normalised vectors per span (token 0 is
+        ``[CLS]``); a span past the end of a short text pools nothing and gives zeros.
+        """
         import numpy as np
 
         session, tokenizer = self._load()
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        out = [np.zeros((len(texts), DIM), dtype=np.float32) for _ in spans]
         # sort by length so each batch pads little
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.batch_size):
@@ -98,10 +106,11 @@ class Embedder:
             mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = session.run(None, feeds)[0]
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[idx] = pooled / np.clip(norms, 1e-12, None)
+            for target, (a, b) in zip(out, spans, strict=True):
+                weights = mask[:, a:b, None].astype(np.float32)
+                pooled = (hidden[:, a:b] * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                target[idx] = pooled / np.clip(norms, 1e-12, None)
         return out
 
 

@@ -1,23 +1,36 @@
-"""Train the classifier judge on labelled responses (scikit-learn, ``train`` extra)."""
+"""Train the classifier judge on labelled responses (scikit-learn, ``train`` extra).
+
+Every choice made here (regularisation, cascade thresholds) is made by cross-validation over
+the *sources* of the training data (leave-sources-out folds), never on random splits: a judge
+meets models, eras and annotators it has not seen, and a random split hides that.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from importlib.resources import as_file, files
+from typing import TYPE_CHECKING, Any
 
 from overrefusal.errors import BadInputError, MissingDependencyError
-from overrefusal.judges.classifier import CLASSES, ClassifierModel, builtin_phrases
-from overrefusal.judges.gold import GoldSet
+from overrefusal.judges.classifier import ClassifierModel, Head, builtin_phrases, label_of
+from overrefusal.judges.features import is_english
+from overrefusal.judges.gold import GoldSet, load_gold
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-DEFAULT_C = 1.0
-"""Inverse L2 strength, chosen by leave-one-model-out cross-validation on XSTest (see README)."""
-DEFAULT_PARTIAL_BOOST = 3.0
-"""Among refusals, call partial when 3 * p(partial) > p(full): partial refusals are rare and under-predicted."""
+C_GRID = (0.1, 0.3, 1.0)
+"""Inverse L2 strengths tried; the best on held-out training sources is kept."""
+DEFAULT_C = 0.3
+"""Used when the training data has too few sources to cross-validate."""
+LOW_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
+HIGH_GRID = (1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
+CASCADE_TOLERANCE = 0.003
+"""The cascade may cost at most this much held-out binary accuracy against the read model alone."""
+BUILTIN_DATA = ("data/authored.csv", "data/authored_styles.csv")
+"""The project's own labelled responses, shipped with the package."""
 
 
 @dataclass(frozen=True)
@@ -28,77 +41,255 @@ class TrainSet:
     weight: float = 1.0
 
 
-def train(
-    sets: Sequence[TrainSet],
-    *,
-    c: float = DEFAULT_C,
-    partial_boost: float = DEFAULT_PARTIAL_BOOST,
-    meta: dict[str, object] | None = None,
-) -> ClassifierModel:
-    """Fit a class-balanced multinomial logistic regression on the features of ``sets``."""
-    prompts = [i.prompt for s in sets for i in s.gold.items]
-    texts = [i.response.text for s in sets for i in s.gold.items]
-    labels = [lab for s in sets for lab in s.gold.labels]
-    weights = [s.weight for s in sets for _ in s.gold.items]
-    if len(set(labels)) < 2:
-        raise BadInputError("training needs responses of at least two labels (compliance and a refusal kind)")
-    x = feature_matrix(prompts, texts)
-    return fit(x, labels, weights, c=c, partial_boost=partial_boost, meta=meta)
+def builtin_sets(weight: float = 1.0) -> list[TrainSet]:
+    """The project's own labelled responses, as one source named ``authored``."""
+    sets = []
+    for name in BUILTIN_DATA:
+        with as_file(files("overrefusal.judges").joinpath(name)) as path:
+            sets.append(load_gold(path).renamed("authored"))
+    return [TrainSet(GoldSet.concat(sets), weight)]
 
 
-def feature_matrix(prompts: Sequence[str], texts: Sequence[str]) -> npt.NDArray[np.float32]:
-    """Features of (prompt, response) pairs as the built-in model computes them."""
-    import numpy as np
+@dataclass(frozen=True)
+class Features:
+    """Both feature blocks of a set of (prompt, response) pairs."""
 
-    empty = ClassifierModel(
-        coef=np.zeros((len(CLASSES), 0), dtype=np.float32),
-        intercept=np.zeros(len(CLASSES), dtype=np.float32),
-        vocabulary={},
-        phrases=builtin_phrases(),
-        meta={},
-    )
-    return empty.features(prompts, texts)
+    fast: npt.NDArray[np.float32]
+    read: npt.NDArray[np.float32]
 
-
-def fit(
-    x: npt.NDArray[np.float32],
-    labels: Sequence[str],
-    weights: Sequence[float],
-    *,
-    c: float = DEFAULT_C,
-    partial_boost: float = DEFAULT_PARTIAL_BOOST,
-    meta: dict[str, object] | None = None,
-) -> ClassifierModel:
-    """Fit a class-balanced multinomial logistic regression on a feature matrix."""
-    try:
+    @property
+    def full(self) -> npt.NDArray[np.float32]:
+        """Fast and read blocks side by side (what the read heads see)."""
         import numpy as np
+
+        return np.hstack([self.fast, self.read])
+
+    def rows(self, index: npt.NDArray[np.intp]) -> Features:
+        """A subset of the rows."""
+        return Features(self.fast[index], self.read[index])
+
+
+def featurise(gold: GoldSet) -> Features:
+    """Both feature blocks of every item, as the built-in model computes them."""
+    probe = ClassifierModel(heads={}, low=0.0, high=1.0, phrases=builtin_phrases())
+    prompts = [i.prompt for i in gold.items]
+    texts = [i.response.text for i in gold.items]
+    return Features(probe.fast_features(prompts, texts), probe.read_features(prompts, texts))
+
+
+def _sklearn() -> Any:
+    try:
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:
         raise MissingDependencyError("training the classifier judge", "train", ["scikit-learn"]) from exc
-    present = sorted(set(labels), key=CLASSES.index)
-    y = np.asarray([CLASSES.index(lab) for lab in labels])
-    # class-balanced weights over the classes present, times the per-set weight
-    counts = np.bincount(y, minlength=len(CLASSES)).astype(np.float64)
-    balance = np.where(counts > 0, len(y) / (len(present) * np.maximum(counts, 1)), 0.0)
-    sample_weight = np.asarray(weights, dtype=np.float64) * balance[y]
-    clf = LogisticRegression(C=c, max_iter=3000)
-    clf.fit(x, y, sample_weight=sample_weight)
-    coef = np.zeros((len(CLASSES), x.shape[1]), dtype=np.float32)
-    intercept = np.full(len(CLASSES), -1e4, dtype=np.float32)  # absent classes are never predicted
-    for row, cls in enumerate(clf.classes_):
-        if len(clf.classes_) == 2:
-            # binary sklearn models keep one row: logit of the second class
-            sign = 1.0 if row == 1 else -1.0
-            coef[cls] = sign * clf.coef_[0] / 2
-            intercept[cls] = sign * clf.intercept_[0] / 2
-        else:
-            coef[cls] = clf.coef_[row]
-            intercept[cls] = clf.intercept_[row]
-    info: dict[str, object] = {
-        "c": c,
-        "partial_boost": partial_boost,
-        "n_train": len(y),
-        "counts": dict(zip(CLASSES, counts.astype(int).tolist(), strict=True)),
+    return LogisticRegression
+
+
+def _weights(groups: Sequence[str], set_weights: Sequence[float], y: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Sources weigh by the square root of their size; classes are balanced; mean weight 1."""
+    import numpy as np
+
+    sizes: dict[str, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    w = np.asarray([sw / np.sqrt(sizes[g]) for g, sw in zip(groups, set_weights, strict=True)], dtype=np.float64)
+    for cls in np.unique(y):
+        mask = y == cls
+        w[mask] *= 0.5 / w[mask].sum()
+    return w * (len(w) / w.sum())
+
+
+def _fit_head(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], w: npt.NDArray[np.float64], c: float) -> Head:
+    import numpy as np
+
+    if len(np.unique(y)) < 2:
+        # one class only: a constant head that always says that class
+        return Head(coef=np.zeros(x.shape[1], dtype=np.float32), intercept=10.0 if y.size and y[0] == 1 else -10.0)
+    clf = _sklearn()(C=c, max_iter=2000)
+    clf.fit(x, y, sample_weight=w)
+    return Head(coef=clf.coef_[0].astype(np.float32), intercept=float(clf.intercept_[0]))
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Training rows: features, binary and partial targets, sources and weights."""
+
+    x: Features
+    refusal: npt.NDArray[np.int64]
+    partial: npt.NDArray[np.int64]
+    """1 for partial refusals, 0 for full ones, -1 where unknown (compliance or binary-only labels)."""
+    groups: tuple[str, ...]
+    set_weights: tuple[float, ...]
+
+    def rows(self, index: npt.NDArray[np.intp]) -> Labelled:
+        """A subset of the rows."""
+        return Labelled(
+            self.x.rows(index),
+            self.refusal[index],
+            self.partial[index],
+            tuple(self.groups[i] for i in index),
+            tuple(self.set_weights[i] for i in index),
+        )
+
+
+def english_only(gold: GoldSet) -> GoldSet:
+    """The items with English answers: the judge reads only those with its model (the rest by keywords)."""
+    keep = [i for i, item in enumerate(gold.items) if is_english(item.response.text)]
+    return GoldSet(
+        tuple(gold.items[i] for i in keep),
+        tuple(gold.labels[i] for i in keep),
+        tuple(gold.groups[i] for i in keep),
+        tuple(gold.binary[i] for i in keep),
+    )
+
+
+def labelled(sets: Sequence[TrainSet], x: Features | None = None) -> Labelled:
+    """Targets and weights of ``sets`` (features computed unless given, in the same row order).
+
+    Give English-only sets (:func:`english_only`): that is what the model will read.
+    """
+    import numpy as np
+
+    gold = GoldSet.concat([s.gold for s in sets])
+    if len({label == "compliance" for label in gold.labels}) < 2:
+        raise BadInputError("training needs responses of at least two labels (compliance and a refusal kind)")
+    refusal = np.asarray([label != "compliance" for label in gold.labels], dtype=np.int64)
+    partial = np.asarray(
+        [
+            -1 if label == "compliance" or binary else int(label == "partial_refusal")
+            for label, binary in zip(gold.labels, gold.binary, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    weights = tuple(s.weight for s in sets for _ in s.gold.items)
+    return Labelled(x if x is not None else featurise(gold), refusal, partial, gold.groups, weights)
+
+
+def _heads(data: Labelled, c: float) -> dict[str, Head]:
+    import numpy as np
+
+    w = _weights(data.groups, data.set_weights, data.refusal)
+    heads = {
+        "fast_refusal": _fit_head(data.x.fast, data.refusal, w, c),
+        "read_refusal": _fit_head(data.x.full, data.refusal, w, c),
     }
+    known = np.flatnonzero(data.partial >= 0)
+    if known.size:
+        sub = data.rows(known)
+        wp = _weights(sub.groups, sub.set_weights, sub.partial)
+        heads["fast_partial"] = _fit_head(sub.x.fast, sub.partial, wp, c)
+        heads["read_partial"] = _fit_head(sub.x.full, sub.partial, wp, c)
+    else:
+        zeros = np.zeros(data.x.full.shape[1], dtype=np.float32)
+        heads["fast_partial"] = Head(zeros[: data.x.fast.shape[1]], -10.0)
+        heads["read_partial"] = Head(zeros, -10.0)
+    return heads
+
+
+def _folds(groups: Sequence[str], k: int = 4) -> list[npt.NDArray[np.intp]]:
+    """Held-out index sets that keep whole sources together (largest sources spread first)."""
+    import numpy as np
+
+    sizes: dict[str, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    k = min(k, len(sizes))
+    buckets: list[list[str]] = [[] for _ in range(k)]
+    load = [0] * k
+    for g in sorted(sizes, key=lambda name: (-sizes[name], name)):
+        b = load.index(min(load))
+        buckets[b].append(g)
+        load[b] += sizes[g]
+    arr = np.asarray(groups)
+    return [np.flatnonzero(np.isin(arr, bucket)) for bucket in buckets]
+
+
+def _balanced_accuracy_by_source(y: npt.NDArray[np.int64], pred: npt.NDArray[np.int64], groups: Sequence[str]) -> float:
+    """Mean over sources of accuracy: every source counts the same, however large."""
+    import numpy as np
+
+    arr = np.asarray(groups)
+    return float(np.mean([np.mean(pred[arr == g] == y[arr == g]) for g in np.unique(arr)]))
+
+
+def fit(data: Labelled, *, c: float | None = None, meta: dict[str, object] | None = None) -> ClassifierModel:
+    """Fit the four heads and the cascade thresholds.
+
+    ``c`` None chooses the regularisation from :data:`C_GRID` by leave-sources-out folds
+    inside ``data`` (when it has at least three sources); the cascade thresholds are chosen on
+    the same folds' held-out predictions.
+    """
+    import numpy as np
+
+    folds = _folds(data.groups)
+    info: dict[str, object] = {"n_train": len(data.refusal), "sources": sorted(set(data.groups))}
+    low, high = 0.05, 0.95
+    if len(folds) >= 3:
+        everything = np.arange(len(data.refusal))
+        held: dict[float, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
+        for value in C_GRID if c is None else (c,):
+            p_read = np.zeros(len(everything), dtype=np.float32)
+            p_fast = np.zeros(len(everything), dtype=np.float32)
+            for test in folds:
+                heads = _heads(data.rows(np.setdiff1d(everything, test)), value)
+                part = data.x.rows(test)
+                p_read[test] = heads["read_refusal"].proba(part.full)
+                p_fast[test] = heads["fast_refusal"].proba(part.fast)
+            held[value] = (p_fast, p_read)
+        scores = {
+            value: _balanced_accuracy_by_source(data.refusal, (p[1] >= 0.5).astype(np.int64), data.groups)
+            for value, p in held.items()
+        }
+        c = max(scores, key=lambda value: (scores[value], -value))
+        p_fast, p_read = held[c]
+        low, high = choose_cascade(p_fast, p_read, data.refusal, data.groups)
+        info["cv_source_accuracy"] = {str(k): round(v, 4) for k, v in scores.items()}
+    c = DEFAULT_C if c is None else c
+    info.update({"c": c, "cascade": [low, high]})
     info.update(meta or {})
-    return ClassifierModel(coef=coef, intercept=intercept, vocabulary={}, phrases=builtin_phrases(), meta=info)
+    return ClassifierModel(heads=_heads(data, c), low=low, high=high, phrases=builtin_phrases(), meta=info)
+
+
+def choose_cascade(
+    p_fast: npt.NDArray[np.float32],
+    p_read: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    groups: Sequence[str],
+) -> tuple[float, float]:
+    """The widest fast-decision band whose held-out accuracy is within tolerance of the read model's."""
+    import numpy as np
+
+    read_pred = (p_read >= 0.5).astype(np.int64)
+    target = _balanced_accuracy_by_source(y, read_pred, groups) - CASCADE_TOLERANCE
+    best = (0.0, 1.0, 0.0)
+    for low in LOW_GRID:
+        for high in HIGH_GRID:
+            fast_decides = (p_fast < low) | (p_fast > high)
+            pred = np.where(fast_decides, (p_fast >= 0.5).astype(np.int64), read_pred)
+            share = float(fast_decides.mean())
+            if _balanced_accuracy_by_source(y, pred, groups) >= target and share > best[2]:
+                best = (low, high, share)
+    return best[0], best[1]
+
+
+def train(
+    sets: Sequence[TrainSet], *, c: float | None = None, meta: dict[str, object] | None = None
+) -> ClassifierModel:
+    """Featurise the English answers of ``sets`` and :func:`fit` a model."""
+    english = [TrainSet(english_only(s.gold), s.weight) for s in sets]
+    return fit(labelled([s for s in english if len(s.gold)]), c=c, meta=meta)
+
+
+__all__ = [
+    "Features",
+    "Labelled",
+    "TrainSet",
+    "builtin_sets",
+    "choose_cascade",
+    "english_only",
+    "featurise",
+    "fit",
+    "label_of",
+    "labelled",
+    "train",
+]
