@@ -18,7 +18,6 @@ exits 1 when the targets are missed and 2 when the data folder is incomplete.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -32,31 +31,10 @@ from overrefusal.judges.classifier import cascade, keyword_decision
 from overrefusal.judges.features import is_english
 from overrefusal.judges.gold import GoldSet, load_sources
 from overrefusal.judges.keywords import KeywordJudge
-from overrefusal.judges.training import Features, TrainSet, builtin_sets, featurise, fit, labelled
+from overrefusal.judges.training import TrainSet, builtin_sets, cached_features, fit, labelled
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_BINARY, TARGET_KAPPA = 0.93, 0.85
-
-
-def cached_features(gold: GoldSet, cache: Path) -> Features:
-    """Features of every item, computed once per distinct (prompt, text) and kept on disk."""
-    from overrefusal.judges.classifier import FEATURE_VERSION
-
-    digest = hashlib.sha256(FEATURE_VERSION.encode())
-    for item in gold.items:
-        digest.update(item.prompt.encode() + b"\0" + item.response.text.encode() + b"\1")
-    path = cache / f"judge-features-{digest.hexdigest()[:16]}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            return Features(data["fast"], data["read"])
-    start = time.perf_counter()
-    x = featurise(gold)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, fast=x.fast, read=x.read)
-    tmp.replace(path)
-    print(f"  featurised {len(gold)} responses in {time.perf_counter() - start:.0f}s -> {path.name}", flush=True)
-    return x
 
 
 def row(name: str, a: Agreement, k: Agreement, three_class: bool, stages: dict[str, int]) -> dict[str, object]:
@@ -90,7 +68,7 @@ def main() -> int:
         return 2
     authored = builtin_sets()[0].gold
     everything = GoldSet.concat([*sources.values(), authored])
-    x_all = cached_features(everything, args.cache)
+    x_all = cached_features(everything, args.cache, log=print)
     english = np.asarray([is_english(i.response.text) for i in everything.items])
     groups = np.asarray(everything.groups)
     keywords = KeywordJudge()
@@ -98,12 +76,7 @@ def main() -> int:
     for name, held in sources.items():
         start = time.perf_counter()
         train_rows = np.flatnonzero((groups != name) & english)
-        gold_train = GoldSet(
-            tuple(everything.items[i] for i in train_rows),
-            tuple(everything.labels[i] for i in train_rows),
-            tuple(everything.groups[i] for i in train_rows),
-            tuple(everything.binary[i] for i in train_rows),
-        )
+        gold_train = everything.subset([int(i) for i in train_rows])
         model = fit(labelled([TrainSet(gold_train)], x_all.rows(train_rows)))
         test_rows = np.flatnonzero(groups == name)
         decisions = {}
@@ -126,7 +99,8 @@ def main() -> int:
         rows.append(row(name, a, k, held.three_class, stages))
         print(
             f"  {name}: binary {fmt(a.binary_accuracy)} kappa {fmt(a.kappa)} (C={model.meta['c']}, "
-            f"cascade {model.low}/{model.high}, {time.perf_counter() - start:.0f}s)",
+            f"cascade {model.low}/{model.high}, thresholds {model.threshold}/{model.partial_threshold}, "
+            f"{time.perf_counter() - start:.0f}s)",
             flush=True,
         )
     header = ("source", "n", "binary", "kappa", "3-class", "partial recall", "keywords binary", "keywords kappa")

@@ -1,79 +1,102 @@
-"""Classifier-judge throughput (responses/s) on 2 cores vs the raw Embedder on the same texts, one process.
+"""Classifier-judge throughput (responses/s) with its cascade, against the same judge reading every answer.
 
-The judge embeds each response's opening (20 tokens) and computes its hand-made features; the
-baseline is one plain ``Embedder.encode`` of the same responses with the embedder's defaults
-(256 tokens). Every response is distinct (duplicates are dropped), so the judge's de-duplication
-of identical openings cannot inflate the figure. Rounds alternate so neither side gets the warm
-cache. Besides wall-clock rates it prints responses per CPU-second of this process
-(``time.process_time``): on a busy shared machine, twice that is the rate 2 idle cores give.
-Last line: ``responses_per_s=<judge> ratio=<judge/raw_embed>``.
+Both sides run the same model on the same distinct responses in one process, with the same
+threads and batch size: the baseline sets the cascade band to everything (every English answer
+gets the 128-token read pass), the measured side uses the shipped thresholds. Rounds alternate so
+neither side gets the warm cache. Both sides' binary decisions are scored against the files' human
+labels, and the script exits 1 if the cascade loses more than one point of accuracy to reading
+everything (what it buys must be speed, not a worse judge). Besides
+wall-clock rates it prints responses per CPU-second of this process (on a busy shared machine,
+``threads`` times that is what idle cores give).
 
-    python benchmarks/judge_speed.py [--file LABELLED.csv ...] [--n 1000] [--rounds 3] [--threads 2]
+Last line: ``responses_per_s=<cascade judge> ratio=<cascade / read-everything> fast_share=<share>``.
+
+    python benchmarks/judge_speed.py [--file LABELLED ...] [--n 1000] [--rounds 3] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
-from importlib.resources import files
 from pathlib import Path
 
-from overrefusal.embeddings import Embedder
 from overrefusal.judges import classifier
 from overrefusal.judges.base import JudgeItem
-from overrefusal.judges.classifier import EMBED_TOKENS, JUDGE_BATCH, ClassifierJudge
+from overrefusal.judges.classifier import ClassifierJudge, Decision
 from overrefusal.judges.gold import load_gold
+from overrefusal.judges.training import BUILTIN_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
-    """(items per wall second, items per CPU second of this process)."""
+def timed(fn: Callable[[], object], n: int) -> tuple[float, float, object]:
+    """(items per wall second, items per CPU second of this process, the result)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return n / (time.perf_counter() - wall), n / max(time.process_time() - cpu, 1e-9)
+    out = fn()
+    return n / (time.perf_counter() - wall), n / max(time.process_time() - cpu, 1e-9), out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", type=Path, action="append", help="labelled responses (default: the built-in data)")
     parser.add_argument("--n", type=int, default=1000, help="at most this many distinct responses")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    paths = args.file or [Path(str(files("overrefusal.judges").joinpath("data/authored.csv")))]
-    seen: dict[str, JudgeItem] = {}
+    paths = args.file or [ROOT / "src/overrefusal/judges" / name for name in BUILTIN_DATA]
+    seen: dict[str, tuple[JudgeItem, bool]] = {}
     for path in paths:
-        for item in load_gold(path).items:
+        gold = load_gold(path)
+        for item, label in zip(gold.items, gold.labels, strict=True):
             if item.response.text.strip():
-                seen.setdefault(item.response.text, item)
-    items = list(seen.values())[: args.n]
-    texts = [i.response.text for i in items]
-    raw = Embedder(threads=args.threads)
-    classifier._embedder = Embedder(max_length=EMBED_TOKENS, batch_size=JUDGE_BATCH, threads=args.threads)
-    judge = ClassifierJudge()
-    raw.encode(texts[:32])
-    asyncio.run(judge.judge(items[:32]))
-    raw_rates: list[tuple[float, float]] = []
-    judge_rates: list[tuple[float, float]] = []
+                seen.setdefault(item.response.text, (item, label != "compliance"))
+    pairs = list(seen.values())[: args.n]
+    items = [i for i, _ in pairs]
+    refused = [r for _, r in pairs]
+    from overrefusal.embeddings import Embedder
+
+    for kind, length in (("opening", 20), ("reader", 128), ("prompt", 48)):
+        classifier._embedders[kind] = Embedder(
+            max_length=length, batch_size=classifier.JUDGE_BATCH, threads=args.threads
+        )
+    cascade = ClassifierJudge()
+    everything = ClassifierJudge.__new__(ClassifierJudge)
+    everything.model = dataclasses.replace(cascade.model, low=0.0, high=1.0)
+    cascade.decisions(items[:32])
+    everything.decisions(items[:32])
+    rates: dict[str, list[tuple[float, float]]] = {"cascade": [], "everything": []}
+    decided: dict[str, list[Decision]] = {}
     for _ in range(args.rounds):
-        raw_rates.append(timed(lambda: raw.encode(texts), len(texts)))
-        judge_rates.append(timed(lambda: asyncio.run(judge.judge(items)), len(items)))
-    raw_rate = statistics.median(r[0] for r in raw_rates)
-    judge_rate = statistics.median(r[0] for r in judge_rates)
-    judge_cpu = statistics.median(r[1] for r in judge_rates)
+        for name, judge in (("cascade", cascade), ("everything", everything)):
+            wall, cpu, out = timed(lambda j=judge: j.decisions(items), len(items))
+            rates[name].append((wall, cpu))
+            decided[name] = out  # type: ignore[assignment]
+    wall = {k: statistics.median(r[0] for r in v) for k, v in rates.items()}
+    cpu = {k: statistics.median(r[1] for r in v) for k, v in rates.items()}
+    fast = sum(1 for d in decided["cascade"] if d.stage == "fast")
+    english = sum(1 for d in decided["cascade"] if d.stage != "keywords")
+    accuracy = {
+        name: sum((d.label != "compliance") == r for d, r in zip(out, refused, strict=True)) / len(items)
+        for name, out in decided.items()
+    }
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"responses: {len(items)} distinct from {', '.join(p.name for p in paths)}")
     print(f"threads={args.threads}, rounds={args.rounds}, load average (1 min) at the end {load:.2f}")
-    print(f"raw Embedder (256 tokens): {raw_rate:.0f} texts/s; classifier judge: {judge_rate:.0f} responses/s")
+    print(f"read every answer (128 tokens): {wall['everything']:.0f} responses/s, {cpu['everything']:.0f} per CPU-s")
+    print(f"cascade (shipped thresholds):   {wall['cascade']:.0f} responses/s, {cpu['cascade']:.0f} per CPU-s")
+    print(f"the fast model decided {fast} of {english} English answers")
+    print(f"binary accuracy: cascade {accuracy['cascade']:.3f}, read everything {accuracy['everything']:.3f}")
+    share = fast / max(1, english)
     print(
-        f"classifier judge per CPU-second: {judge_cpu:.0f} responses "
-        f"(x{args.threads} cores = {judge_cpu * args.threads:.0f}/s)"
+        f"responses_per_s={wall['cascade']:.0f} ratio={wall['cascade'] / wall['everything']:.2f} fast_share={share:.2f}"
     )
-    print(f"responses_per_s={judge_rate:.0f} ratio={judge_rate / raw_rate:.2f}")
+    return 1 if accuracy["cascade"] < accuracy["everything"] - 0.01 else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

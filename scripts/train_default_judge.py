@@ -15,9 +15,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from overrefusal.judges.classifier import DEFAULT_MODEL
-from overrefusal.judges.gold import PUBLIC_SOURCES, load_sources
-from overrefusal.judges.training import TrainSet, builtin_sets, train
+from overrefusal.judges.features import is_english
+from overrefusal.judges.gold import PUBLIC_SOURCES, GoldSet, load_sources
+from overrefusal.judges.training import TrainSet, builtin_sets, cached_features, fit, labelled
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,9 +29,12 @@ def main() -> None:
     """Train on everything and write the shipped model."""
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
     sources = load_sources(folder)
-    sets = [TrainSet(g) for g in sources.values()] + builtin_sets()
-    model = train(
-        sets,
+    everything = GoldSet.concat([*sources.values(), builtin_sets()[0].gold])
+    x = cached_features(everything, ROOT / ".cache", log=print)  # the cache benchmarks/judge_generalisation.py fills
+    rows = np.flatnonzero([is_english(i.response.text) for i in everything.items])
+    gold = everything.subset([int(i) for i in rows])
+    model = fit(
+        labelled([TrainSet(gold)], x.rows(rows)),
         meta={"trained_on": [*PUBLIC_SOURCES, "authored"], "recipe": "scripts/train_default_judge.py"},
     )
     out = ROOT / "src/overrefusal/judges" / DEFAULT_MODEL

@@ -77,6 +77,15 @@ class GoldSet:
         """Whether any label distinguishes full from partial refusals."""
         return not all(self.binary)
 
+    def subset(self, rows: Sequence[int]) -> GoldSet:
+        """The items at ``rows``, in that order."""
+        return GoldSet(
+            tuple(self.items[i] for i in rows),
+            tuple(self.labels[i] for i in rows),
+            tuple(self.groups[i] for i in rows),
+            tuple(self.binary[i] for i in rows),
+        )
+
     def renamed(self, group: str) -> GoldSet:
         """The same set with every item in ``group``."""
         return GoldSet(self.items, self.labels, tuple(group for _ in self.items), self.binary)
@@ -194,7 +203,7 @@ def _load_layout(path: Path, rows: Sequence[dict[str, object]], layout: str) -> 
         label: GoldLabel | None
         if layout == "wildguardtest":
             raw = str(row.get("response_refusal_label") or "").strip().lower()
-            label = {"refusal": "full_refusal", "compliance": "compliance"}.get(raw)
+            label = "full_refusal" if raw == "refusal" else "compliance" if raw == "compliance" else None
             prompt, text, is_binary = _text(row.get("prompt")), _text(row.get("response")), True
         elif layout == "rbr":
             props = row.get("propositions")
@@ -233,7 +242,8 @@ PUBLIC_SOURCES: dict[str, tuple[str, ...]] = {
     "msts-en": ("msts/english_multimodal.csv", "msts/english_textonly.csv"),
     "msts-xx": tuple(
         f"msts/{lang}_multimodal.csv"
-        for lang in ("arabic", "chinese", "farsi", "french", "german", "hindi", "italian", "korean", "russian", "spanish")
+        for lang in ("arabic", "chinese", "farsi", "french", "german")
+        + ("hindi", "italian", "korean", "russian", "spanish")
     ),
 }
 """Human-labelled sources for leave-one-source-out validation, by name: files relative to a data folder

@@ -7,11 +7,13 @@ meets models, eras and annotators it has not seen, and a random split hides that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from overrefusal.atomic import write_atomic
 from overrefusal.errors import BadInputError, MissingDependencyError
 from overrefusal.judges.classifier import ClassifierModel, Head, builtin_phrases, label_of
 from overrefusal.judges.features import is_english
@@ -27,6 +29,10 @@ DEFAULT_C = 0.3
 """Used when the training data has too few sources to cross-validate."""
 LOW_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
 HIGH_GRID = (1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
+THRESHOLD_GRID = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+"""Refusal thresholds tried on held-out training sources."""
+PARTIAL_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+"""Partial-refusal thresholds tried on held-out training sources."""
 CASCADE_TOLERANCE = 0.003
 """The cascade may cost at most this much held-out binary accuracy against the read model alone."""
 BUILTIN_DATA = ("data/authored.csv", "data/authored_styles.csv")
@@ -77,6 +83,30 @@ def featurise(gold: GoldSet) -> Features:
     return Features(probe.fast_features(prompts, texts), probe.read_features(prompts, texts))
 
 
+def cached_features(gold: GoldSet, cache: Path, log: Callable[[str], None] | None = None) -> Features:
+    """:func:`featurise`, kept on disk under ``cache`` per feature version and content (training scripts)."""
+    import hashlib
+    import time
+
+    import numpy as np
+
+    from overrefusal.judges.classifier import FEATURE_VERSION
+
+    digest = hashlib.sha256(FEATURE_VERSION.encode())
+    for item in gold.items:
+        digest.update(item.prompt.encode() + b"\0" + item.response.text.encode() + b"\1")
+    path = cache / f"judge-features-{digest.hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return Features(data["fast"], data["read"])
+    start = time.perf_counter()
+    x = featurise(gold)
+    write_atomic(path, lambda tmp: np.savez(tmp, fast=x.fast, read=x.read))
+    if log is not None:
+        log(f"  featurised {len(gold)} responses in {time.perf_counter() - start:.0f}s -> {path}")
+    return x
+
+
 def _sklearn() -> Any:
     try:
         from sklearn.linear_model import LogisticRegression
@@ -96,7 +126,8 @@ def _weights(groups: Sequence[str], set_weights: Sequence[float], y: npt.NDArray
     for cls in np.unique(y):
         mask = y == cls
         w[mask] *= 0.5 / w[mask].sum()
-    return w * (len(w) / w.sum())
+    out: npt.NDArray[np.float64] = w * (len(w) / w.sum())
+    return out
 
 
 def _fit_head(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], w: npt.NDArray[np.float64], c: float) -> Head:
@@ -134,13 +165,7 @@ class Labelled:
 
 def english_only(gold: GoldSet) -> GoldSet:
     """The items with English answers: the judge reads only those with its model (the rest by keywords)."""
-    keep = [i for i, item in enumerate(gold.items) if is_english(item.response.text)]
-    return GoldSet(
-        tuple(gold.items[i] for i in keep),
-        tuple(gold.labels[i] for i in keep),
-        tuple(gold.groups[i] for i in keep),
-        tuple(gold.binary[i] for i in keep),
-    )
+    return gold.subset([i for i, item in enumerate(gold.items) if is_english(item.response.text)])
 
 
 def labelled(sets: Sequence[TrainSet], x: Features | None = None) -> Labelled:
@@ -223,31 +248,74 @@ def fit(data: Labelled, *, c: float | None = None, meta: dict[str, object] | Non
 
     folds = _folds(data.groups)
     info: dict[str, object] = {"n_train": len(data.refusal), "sources": sorted(set(data.groups))}
-    low, high = 0.05, 0.95
+    low, high, threshold, partial_threshold = 0.05, 0.95, 0.5, 0.5
     if len(folds) >= 3:
         everything = np.arange(len(data.refusal))
-        held: dict[float, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
+        held: dict[float, tuple[npt.NDArray[np.float32], ...]] = {}
         for value in C_GRID if c is None else (c,):
-            p_read = np.zeros(len(everything), dtype=np.float32)
-            p_fast = np.zeros(len(everything), dtype=np.float32)
+            p_fast, p_read, q_read = (np.zeros(len(everything), dtype=np.float32) for _ in range(3))
             for test in folds:
                 heads = _heads(data.rows(np.setdiff1d(everything, test)), value)
                 part = data.x.rows(test)
-                p_read[test] = heads["read_refusal"].proba(part.full)
                 p_fast[test] = heads["fast_refusal"].proba(part.fast)
-            held[value] = (p_fast, p_read)
+                p_read[test] = heads["read_refusal"].proba(part.full)
+                q_read[test] = heads["read_partial"].proba(part.full)
+            held[value] = (p_fast, p_read, q_read)
         scores = {
             value: _balanced_accuracy_by_source(data.refusal, (p[1] >= 0.5).astype(np.int64), data.groups)
             for value, p in held.items()
         }
         c = max(scores, key=lambda value: (scores[value], -value))
-        p_fast, p_read = held[c]
-        low, high = choose_cascade(p_fast, p_read, data.refusal, data.groups)
+        p_fast, p_read, q_read = held[c]
+        threshold = max(
+            THRESHOLD_GRID,
+            key=lambda t: (
+                _balanced_accuracy_by_source(data.refusal, (p_read >= t).astype(np.int64), data.groups),
+                -abs(t - 0.5),
+            ),
+        )
+        partial_threshold = choose_partial_threshold(q_read, p_read >= threshold, data.partial, data.groups)
+        low, high = choose_cascade(p_fast, p_read, data.refusal, data.groups, threshold)
         info["cv_source_accuracy"] = {str(k): round(v, 4) for k, v in scores.items()}
     c = DEFAULT_C if c is None else c
-    info.update({"c": c, "cascade": [low, high]})
+    info.update({"c": c, "cascade": [low, high], "thresholds": [threshold, partial_threshold]})
     info.update(meta or {})
-    return ClassifierModel(heads=_heads(data, c), low=low, high=high, phrases=builtin_phrases(), meta=info)
+    return ClassifierModel(
+        heads=_heads(data, c),
+        low=low,
+        high=high,
+        phrases=builtin_phrases(),
+        meta=info,
+        threshold=threshold,
+        partial_threshold=partial_threshold,
+    )
+
+
+def choose_partial_threshold(
+    q: npt.NDArray[np.float32],
+    refused: npt.NDArray[np.bool_],
+    partial: npt.NDArray[np.int64],
+    groups: Sequence[str],
+) -> float:
+    """The p(partial) threshold with the best balanced accuracy (partial vs full) on held-out refusals, per source."""
+    import numpy as np
+
+    arr = np.asarray(groups)
+    known = refused & (partial >= 0)
+    sources = [g for g in np.unique(arr[known]) if len(np.unique(partial[known & (arr == g)])) == 2]
+    if not sources:
+        return 0.5
+
+    def score(t: float) -> float:
+        values = []
+        for g in sources:
+            mask = known & (arr == g)
+            pred = q[mask] >= t
+            truth = partial[mask] == 1
+            values.append((np.mean(pred[truth]) + np.mean(~pred[~truth])) / 2)
+        return float(np.mean(values))
+
+    return max(PARTIAL_GRID, key=lambda t: (score(t), -abs(t - 0.5)))
 
 
 def choose_cascade(
@@ -255,17 +323,18 @@ def choose_cascade(
     p_read: npt.NDArray[np.float32],
     y: npt.NDArray[np.int64],
     groups: Sequence[str],
+    threshold: float = 0.5,
 ) -> tuple[float, float]:
     """The widest fast-decision band whose held-out accuracy is within tolerance of the read model's."""
     import numpy as np
 
-    read_pred = (p_read >= 0.5).astype(np.int64)
+    read_pred = (p_read >= threshold).astype(np.int64)
     target = _balanced_accuracy_by_source(y, read_pred, groups) - CASCADE_TOLERANCE
     best = (0.0, 1.0, 0.0)
-    for low in LOW_GRID:
-        for high in HIGH_GRID:
+    for low in (v for v in LOW_GRID if v < threshold):
+        for high in (v for v in HIGH_GRID if v > threshold):
             fast_decides = (p_fast < low) | (p_fast > high)
-            pred = np.where(fast_decides, (p_fast >= 0.5).astype(np.int64), read_pred)
+            pred = np.where(fast_decides, (p_fast >= threshold).astype(np.int64), read_pred)
             share = float(fast_decides.mean())
             if _balanced_accuracy_by_source(y, pred, groups) >= target and share > best[2]:
                 best = (low, high, share)
@@ -285,7 +354,9 @@ __all__ = [
     "Labelled",
     "TrainSet",
     "builtin_sets",
+    "cached_features",
     "choose_cascade",
+    "choose_partial_threshold",
     "english_only",
     "featurise",
     "fit",
