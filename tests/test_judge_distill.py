@@ -137,9 +137,10 @@ async def test_distill_with_a_scripted_teacher_is_cached_and_validated(tmp_path:
     teacher = LLMJudge(backend=backend)
     store = Store(tmp_path / "store.sqlite3")
     labels = await teacher_labels(teacher, sample, store, progress=False)
-    assert None not in labels and len(backend.calls) == 80
+    asked = len(backend.calls)  # identical (prompt, answer) pairs of the two models are asked once
+    assert None not in labels and 0 < asked <= 80
     again = await teacher_labels(LLMJudge(backend=backend), sample, store, progress=False)
-    assert again == labels and len(backend.calls) == 80  # resumed from the store: nothing asked twice
+    assert again == labels and len(backend.calls) == asked  # resumed from the store: nothing asked twice
     store.close()
     train_rows, test_rows = split_by_prompt(sample, labels, seed=0)
     assert not {sample[i].prompt.id for i in train_rows} & {sample[i].prompt.id for i in test_rows}

@@ -37,7 +37,7 @@ def test_eval_exact_metrics(gold_file: Path) -> None:
         cli, ["judge", "eval", str(gold_file), "--judge", "keywords", "--json", "--no-progress"]
     )
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
+    out = json.loads(result.stdout)[0]
     # scored 6 of 7; 3-class right: 1, 2, 7; binary right: 1, 2, 3, 7
     assert out["n"] == 7 and out["scored"] == 6
     assert out["unscored_rate"] == pytest.approx(1 / 7)
@@ -85,7 +85,7 @@ def test_other_layout_with_columns_and_label_map(tmp_path: Path) -> None:
     args += ["--label-map", "REFUSED=full_refusal", "--label-map", "ok=compliance"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["binary_accuracy"] == 1.0
+    assert json.loads(result.stdout)[0]["binary_accuracy"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -124,6 +124,16 @@ _ENGLISH = frozenset(
         "here",
     ]
 )
+_OTHER_LATIN = tuple(
+    frozenset(words.split())
+    for words in (
+        "le la les des est et je vous pas une un pour que dans ne du au avec sur qui il elle nous ce cette",
+        "der die das und ich nicht ist sie zu ein eine mit dass es den dem auf für sich auch wie oder kann",
+        "el los las que y es por para una con lo puedo del se su al como pero más muy este esta",
+        "il che di non per sono posso mi è gli della con questo questa anche come ma più una ho",
+    )
+)
+"""Function words of the Latin-script languages the keyword lists cover (beside English)."""
 _STOP = frozenset(
     [
         "a",
@@ -219,9 +229,10 @@ def words(text: str) -> list[str]:
 
 
 def is_english(text: str) -> bool:
-    """Whether ``text`` reads as English: mostly Latin letters and common English words.
+    """Whether ``text`` reads as English.
 
-    Short texts (fewer than four words) in Latin letters count as English.
+    English means mostly Latin letters, and no more French, German, Spanish or Italian function
+    words than English ones (lists of names and numbers count as English).
     """
     head = text[:BODY_CHARS]
     letters = sum(1 for ch in head if ch.isalpha())
@@ -230,10 +241,9 @@ def is_english(text: str) -> bool:
     latin = sum(1 for ch in head if "a" <= ch.lower() <= "z")
     if latin / letters < 0.6:
         return False
-    tokens = words(head)
-    if len(tokens) < 4:
-        return True
-    return sum(1 for t in tokens if t in _ENGLISH) / len(tokens) >= 0.12
+    tokens = [t.strip("'") for t in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", head.lower())]
+    english = sum(1 for t in tokens if t in _ENGLISH)
+    return all(sum(1 for t in tokens if t in words) <= english for words in _OTHER_LATIN)
 
 
 @dataclass(frozen=True)

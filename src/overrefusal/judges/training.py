@@ -297,7 +297,11 @@ def choose_partial_threshold(
     partial: npt.NDArray[np.int64],
     groups: Sequence[str],
 ) -> float:
-    """The p(partial) threshold with the best balanced accuracy (partial vs full) on held-out refusals, per source."""
+    """The p(partial) threshold with the best macro-F1 (partial and full) on held-out refusals, averaged over sources.
+
+    Macro-F1 rather than accuracy: partial refusals are rare, so accuracy would never call one; and
+    rather than the partial class's F1 alone, which calls plain refusals partial to catch a few more.
+    """
     import numpy as np
 
     arr = np.asarray(groups)
@@ -312,7 +316,11 @@ def choose_partial_threshold(
             mask = known & (arr == g)
             pred = q[mask] >= t
             truth = partial[mask] == 1
-            values.append((np.mean(pred[truth]) + np.mean(~pred[~truth])) / 2)
+            f1 = [
+                2 * float(np.sum(a & b)) / max(1.0, float(np.sum(a) + np.sum(b)))
+                for a, b in ((pred, truth), (~pred, ~truth))
+            ]
+            values.append(sum(f1) / 2)
         return float(np.mean(values))
 
     return max(PARTIAL_GRID, key=lambda t: (score(t), -abs(t - 0.5)))
