@@ -2,7 +2,7 @@
 
 Both sides run the same model on the same distinct responses in one process, with the same
 threads and batch size: the baseline sets the cascade band to everything (every English answer
-gets the 128-token read pass), the measured side uses the shipped thresholds. Rounds alternate so
+gets the read pass), the measured side uses the shipped thresholds. Rounds alternate so
 neither side gets the warm cache. Both sides' binary decisions are scored against the files' human
 labels, and the script exits 1 if the cascade loses more than one point of accuracy to reading
 everything (what it buys must be speed, not a worse judge). Besides
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from overrefusal.judges import classifier
+from overrefusal.judges import classifier, features
 from overrefusal.judges.base import JudgeItem
 from overrefusal.judges.classifier import ClassifierJudge, Decision
 from overrefusal.judges.gold import load_gold
@@ -60,7 +60,8 @@ def main() -> int:
     refused = [r for _, r in pairs]
     from overrefusal.embeddings import Embedder
 
-    for kind, length in (("opening", 20), ("reader", 128), ("prompt", 48)):
+    lengths = {"opening": features.OPENING_TOKENS, "reader": features.READ_TOKENS, "prompt": features.PROMPT_TOKENS}
+    for kind, length in lengths.items():
         classifier._embedders[kind] = Embedder(
             max_length=length, batch_size=classifier.JUDGE_BATCH, threads=args.threads
         )
@@ -87,7 +88,10 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"responses: {len(items)} distinct from {', '.join(p.name for p in paths)}")
     print(f"threads={args.threads}, rounds={args.rounds}, load average (1 min) at the end {load:.2f}")
-    print(f"read every answer (128 tokens): {wall['everything']:.0f} responses/s, {cpu['everything']:.0f} per CPU-s")
+    print(
+        f"read every answer ({features.READ_TOKENS} tokens): {wall['everything']:.0f} responses/s, "
+        f"{cpu['everything']:.0f} per CPU-s"
+    )
     print(f"cascade (shipped thresholds):   {wall['cascade']:.0f} responses/s, {cpu['cascade']:.0f} per CPU-s")
     print(f"the fast model decided {fast} of {english} English answers")
     print(f"binary accuracy: cascade {accuracy['cascade']:.3f}, read everything {accuracy['everything']:.3f}")

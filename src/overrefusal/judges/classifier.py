@@ -4,7 +4,7 @@ No API and no GPU. The **fast** model reads the opening's embedding and hand-mad
 features (see :mod:`overrefusal.judges.features`); when it is sure (probability of refusal
 below ``low`` or above ``high``; these and the decision thresholds are chosen on held-out sources
 at training time) it
-decides alone. Otherwise the **read** model also reads the first 128 tokens of the answer and
+decides alone. Otherwise the **read** model also reads the first 96 tokens of the answer and
 the prompt. Each model has a refusal head (refusal vs compliance) and a partial head (partial vs
 full, among refusals). Answers that are not in English are judged by the keyword judge's
 refusal openings in eleven languages (the English encoder cannot read them).
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from overrefusal.embeddings import Embedder
 
-FEATURE_VERSION = "5"
+FEATURE_VERSION = "6"
 """Bumped whenever :mod:`overrefusal.judges.features` changes what a column means."""
 JUDGE_BATCH = 32
 """Texts per ONNX call."""
@@ -50,7 +50,7 @@ _embedders: dict[str, Embedder] = {}
 
 
 def judge_embedder(kind: str) -> Embedder:
-    """Process-wide embedders: ``opening`` (20 tokens), ``reader`` (128) and ``prompt`` (48)."""
+    """Process-wide embedders: ``opening`` (20 tokens), ``reader`` (96) and ``prompt`` (48)."""
     lengths = {
         "opening": features.OPENING_TOKENS,
         "reader": features.READ_TOKENS,

@@ -7,8 +7,8 @@ Two blocks, so that a cascade can stop early on easy answers:
   and of later sentences (the keyword judge's lists, all languages), refusal verbs early in the
   answer, disclaimer openers ("As an AI language model, I don't have ..."), redirects,
   deflections to professionals, questions back, and how much text, list or code follows them;
-* **read**: one 128-token encoder pass over the response, mean-pooled over its opening
-  (tokens 0-16) and over the rest (16-128), the prompt's embedding and the cosine between
+* **read**: one 96-token encoder pass over the response, mean-pooled over its opening
+  (tokens 0-16) and over the rest (16-96), the prompt's embedding and the cosine between
   prompt and answer (does the answer talk about what was asked?).
 
 Everything here is plain Python and numpy: only training needs scikit-learn.
@@ -36,10 +36,10 @@ BODY_CHARS = 2000
 """Characters of the response read for structure."""
 OPENING_TOKENS = 20
 """Tokens of the opening embedded in the fast block."""
-READ_TOKENS = 128
+READ_TOKENS = 96
 """Tokens of the response read by the read block."""
 HEAD_TOKENS = 16
-"""The read block pools tokens [0, 16) and [16, 128) apart."""
+"""The read block pools tokens [0, 16) and [16, 96) apart."""
 PROMPT_TOKENS = 48
 """Tokens of the prompt embedded in the read block."""
 
