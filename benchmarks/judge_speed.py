@@ -58,13 +58,8 @@ def main() -> int:
     pairs = list(seen.values())[: args.n]
     items = [i for i, _ in pairs]
     refused = [r for _, r in pairs]
-    from overrefusal.embeddings import Embedder
-
-    lengths = {"opening": features.OPENING_TOKENS, "reader": features.READ_TOKENS, "prompt": features.PROMPT_TOKENS}
-    for kind, length in lengths.items():
-        classifier._embedders[kind] = Embedder(
-            max_length=length, batch_size=classifier.JUDGE_BATCH, threads=args.threads
-        )
+    for kind in ("opening", "reader", "prompt"):
+        classifier._embedders[kind] = classifier.make_embedder(kind, threads=args.threads)
     cascade = ClassifierJudge()
     everything = ClassifierJudge.__new__(ClassifierJudge)
     everything.model = dataclasses.replace(cascade.model, low=0.0, high=1.0)

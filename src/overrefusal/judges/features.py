@@ -34,6 +34,8 @@ OPENING_CHARS = 240
 """Characters of the response treated as its opening."""
 BODY_CHARS = 2000
 """Characters of the response read for structure."""
+LANGUAGE_CHARS = 600
+"""Characters of the response read to tell its language."""
 OPENING_TOKENS = 20
 """Tokens of the opening embedded in the fast block."""
 READ_TOKENS = 96
@@ -234,7 +236,7 @@ def is_english(text: str) -> bool:
     English means mostly Latin letters, and no more French, German, Spanish or Italian function
     words than English ones (lists of names and numbers count as English).
     """
-    head = text[:BODY_CHARS]
+    head = text[:LANGUAGE_CHARS]
     letters = sum(1 for ch in head if ch.isalpha())
     if letters == 0:
         return True
@@ -254,7 +256,7 @@ class Phrases:
 
     def starts(self, sentence: str) -> bool:
         """Whether a normalised sentence starts with a refusal phrase."""
-        return any(sentence.startswith(p) for p in self.phrases)
+        return sentence.startswith(self.phrases)
 
 
 def dense(prompt: str, text: str, phrases: Phrases) -> list[float]:
@@ -335,6 +337,8 @@ def read_block(
     head, rest = reader.encode_spans([t or " " for t in texts], [(0, HEAD_TOKENS), (HEAD_TOKENS, READ_TOKENS)])
     whole = head + rest
     whole /= np.clip(np.linalg.norm(whole, axis=1, keepdims=True), 1e-9, None)
-    prompt = prompt_embedder.encode([p or " " for p in prompts])
+    distinct = list(dict.fromkeys(p or " " for p in prompts))  # benchmarks repeat prompts across models
+    index = {p: i for i, p in enumerate(distinct)}
+    prompt = prompt_embedder.encode(distinct)[[index[p or " "] for p in prompts]]
     cosines = np.stack([(prompt * whole).sum(1), (prompt * rest).sum(1), (prompt * head).sum(1)], axis=1)
     return np.hstack([head, rest, prompt, cosines]).astype(np.float32)
