@@ -31,8 +31,9 @@ LOW_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
 HIGH_GRID = (1.0, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
 THRESHOLD_GRID = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 """Refusal thresholds tried on held-out training sources."""
-PARTIAL_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
-"""Partial-refusal thresholds tried on held-out training sources."""
+PARTIAL_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+"""Partial-refusal thresholds tried on held-out training sources. None above 0.5: the partial head is trained
+class-balanced, and a higher threshold would undo that balance in favour of the commoner full refusal."""
 CASCADE_TOLERANCE = 0.003
 """The cascade may cost at most this much held-out binary accuracy against the read model alone."""
 BUILTIN_DATA = ("data/authored.csv", "data/authored_styles.csv")
