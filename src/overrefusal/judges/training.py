@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from overrefusal.atomic import write_atomic
 from overrefusal.errors import BadInputError, MissingDependencyError
-from overrefusal.judges.classifier import ClassifierModel, Head, builtin_phrases, label_of
+from overrefusal.judges.classifier import ClassifierModel, Head, builtin_phrases
 from overrefusal.judges.features import is_english
 from overrefusal.judges.gold import GoldSet, load_gold
 
@@ -369,7 +369,6 @@ __all__ = [
     "english_only",
     "featurise",
     "fit",
-    "label_of",
     "labelled",
     "train",
 ]
