@@ -28,7 +28,7 @@ from overrefusal.errors import BadInputError, MissingDependencyError
 from overrefusal.hashing import content_hash
 from overrefusal.judges import features
 from overrefusal.judges.base import Judge, JudgeItem
-from overrefusal.judges.keywords import builtin_phrases, normalise
+from overrefusal.judges.keywords import builtin_phrases
 from overrefusal.records import Verdict, VerdictLabel
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def cascade(
 
 def keyword_decision(model: ClassifierModel, text: str) -> Decision:
     """The decision for an answer not in English: a refusal opening in any language, or compliance."""
-    refused = features.Phrases(model.phrases).starts(normalise(text))
+    refused = features.Phrases(model.phrases).starts(features.opening(text))
     return Decision("full_refusal" if refused else "compliance", float(refused), 0.0, "keywords")
 
 
