@@ -24,7 +24,7 @@ from overrefusal.judges.agreement import Agreement, agreement
 from overrefusal.judges.base import Judge, JudgeItem
 from overrefusal.judges.classifier import ClassifierJudge, ClassifierModel
 from overrefusal.judges.gold import GoldLabel, GoldSet
-from overrefusal.judges.training import TrainSet, builtin_sets, train
+from overrefusal.judges.training import TrainSet, builtin_sets, english_only, fit, labelled
 from overrefusal.records import Prompt, Response
 from overrefusal.report.runs import iter_responses, load_runs, verdict_labels
 from overrefusal.store import Store
@@ -158,19 +158,26 @@ async def distill(
     sample: Sequence[Answer], labels: Sequence[GoldLabel | None], *, seed: int, meta: dict[str, object]
 ) -> Distilled:
     """Validate on held-out prompts, then train on the whole labelled sample (plus the built-in data)."""
+    import numpy as np
+
     labelled_rows = [i for i, lab in enumerate(labels) if lab is not None]
     if len({labels[i] == "compliance" for i in labelled_rows}) < 2:
         raise BadInputError(
             "the teacher labelled fewer than two kinds of answer (refusal and compliance): sample more (--sample)"
         )
     train_rows, test_rows = split_by_prompt(sample, labels, seed)
+    # the English answers the model reads, featurised once for both fits (teacher's labels first, then built-in)
+    teacher = english_only(as_gold(sample, labels, labelled_rows))
+    data = labelled([TrainSet(teacher, TEACHER_WEIGHT), TrainSet(english_only(builtin_sets()[0].gold))])
+    held_prompts = {sample[i].prompt.id for i in test_rows}
+    held_out = {k for k, item in enumerate(teacher.items) if item.response.prompt_id in held_prompts}
+    fit_rows = np.asarray([k for k in range(len(data.refusal)) if k not in held_out], dtype=np.intp)
     held = builtin_held = None
-    if test_rows and len({labels[i] == "compliance" for i in train_rows}) == 2:
-        part = train([TrainSet(as_gold(sample, labels, train_rows), TEACHER_WEIGHT), *builtin_sets()])
+    if test_rows and len(set(data.refusal[fit_rows].tolist())) == 2:
         student = ClassifierJudge.__new__(ClassifierJudge)
-        student.model = part
+        student.model = fit(data.rows(fit_rows))
         test = as_gold(sample, labels, test_rows)
         held = await _agreement(student, test)
         builtin_held = await _agreement(ClassifierJudge(), test)
-    model = train([TrainSet(as_gold(sample, labels, labelled_rows), TEACHER_WEIGHT), *builtin_sets()], meta=meta)
+    model = fit(data, meta=meta)
     return Distilled(model, held, builtin_held, len(labelled_rows), len(labels) - len(labelled_rows))
