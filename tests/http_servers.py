@@ -88,6 +88,9 @@ class ScriptedServer:
         self.error_when = error_when
         """Answer ``error_status`` only for the prompts this accepts (all when None)."""
         self.model_lists = 0
+        self.flight: list[tuple[str, int]] = []
+        """(``start`` or ``end``, requests then in flight) at each arrival in and departure from the latency wait."""
+        self._in_flight = 0
         self._dead = False
         self.auth_seen: list[str] = []
         """The authentication headers of every request received."""
@@ -184,7 +187,15 @@ class ScriptedServer:
             message = "x" * self.error_pad + f" denied: {auth}"
             return web.json_response({"error": {"message": message}}, status=self.error_status)
         if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+            with self._lock:
+                self._in_flight += 1
+                self.flight.append(("start", self._in_flight))
+            try:
+                await asyncio.sleep(self.latency_s)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    self.flight.append(("end", self._in_flight))
         if self.hold_after is not None and sum(self.successes.values()) >= self.hold_after:
             assert self._release is not None
             await self._release.wait()

@@ -29,6 +29,7 @@ from overrefusal.backends.http import (
 )
 from overrefusal.backends.openai_compat import OpenAIBackend
 from overrefusal.benchmarks import Benchmark
+from overrefusal.cached_model import CachedModel
 from overrefusal.cli import cli
 from overrefusal.errors import BadInputError
 from overrefusal.records import GenerateParams, Prompt, Query
@@ -131,6 +132,35 @@ async def test_429_retry_after_is_honoured() -> None:
     assert not isinstance(result, dict)
     assert result.kind == "http_429" and "3 attempts" in result.message
     assert len(slept) == 2 and all(s >= 2.0 for s in slept)
+
+
+def test_concurrency_is_capped_and_reached_as_soon_as_the_server_answers(store: Store) -> None:
+    """At most ``concurrency`` requests in flight; once the first probes succeed, all the others go out at once.
+
+    Until one answer succeeds only ``fatal_after`` (3) requests are sent; the requests queued behind
+    them must then leave together, not one per finished probe (a slow ramp that cost a tenth of the
+    throughput).
+    """
+    queries = [
+        Query.for_prompt(Prompt(id=str(i), text=f"q{i}", category="c", label="benign"), GenerateParams())
+        for i in range(24)
+    ]
+    with ScriptedServer(latency_s=0.3) as srv:
+        backend = OpenAIBackend(model="m", base_url=srv.openai_url, concurrency=8)
+
+        async def go() -> None:
+            try:
+                answers = await CachedModel(backend, store, progress=False).answer(queries)
+            finally:
+                await backend.aclose()
+            assert all(a.ok for a in answers)
+
+        asyncio.run(go())
+    starts = [n for what, n in srv.flight if what == "start"]
+    assert max(starts) == 8 and starts[:3] == [1, 2, 3]  # the cap holds; the probes go first, alone
+    ends = [i for i, (what, _n) in enumerate(srv.flight) if what == "end"]
+    second_wave = [n for what, n in srv.flight[: ends[3]] if what == "start"]
+    assert max(second_wave) == 8, srv.flight  # full concurrency before any second-wave answer
 
 
 def test_fault_mix_completes_and_failures_are_unjudged_errors(tmp_path: Path, store: Store) -> None:

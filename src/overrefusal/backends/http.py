@@ -352,6 +352,7 @@ class HttpTransport:
         self._served: dict[int, list[str] | None] = {}
         self._proven = False
         self._probe: asyncio.Semaphore | None = None
+        self._probe_waiting = 0
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_urls={self.settings.base_urls!r})"
@@ -429,7 +430,11 @@ class HttpTransport:
         # answer is not given back, so a server that rejects everything sees ``fatal_after`` requests
         if self._probe is None:
             self._probe = asyncio.Semaphore(self.settings.fatal_after)
-        await self._probe.acquire()
+        self._probe_waiting += 1
+        try:
+            await self._probe.acquire()
+        finally:
+            self._probe_waiting -= 1
         try:
             result = await self._post(path, body, parse, on_error)
         except BaseException:
@@ -438,6 +443,13 @@ class HttpTransport:
         if not (isinstance(result, ResponseError) and result.fatal):
             self._probe.release()
         return result
+
+    def _open_probe_gate(self) -> None:
+        """The server answered: requests go out at full concurrency, those queued behind the probe too."""
+        self._proven = True
+        if self._probe is not None:
+            for _ in range(self._probe_waiting):  # wake every waiter at once, not one per finished probe
+                self._probe.release()
 
     async def _post(
         self,
@@ -465,7 +477,8 @@ class HttpTransport:
                 result = await self._attempt(session, url, payload, parse, on_error, index, body.get("model"))
                 self.endpoints.succeeded(index)
                 self._fatal_streak = 0
-                self._proven = True
+                if not self._proven:
+                    self._open_probe_gate()
                 return result
             except _Fatal as fatal:
                 self.endpoints.succeeded(index)  # it answered
