@@ -26,7 +26,7 @@ from overrefusal.errors import BadInputError, RunStopped
 from overrefusal.hashing import content_hash
 from overrefusal.leases import Leases
 from overrefusal.progress import Bar
-from overrefusal.records import Query, Response
+from overrefusal.records import Message, Query, Response
 from overrefusal.store import ResponseCommitter, Store
 
 MAX_TAG_CHARS = 80
@@ -71,7 +71,7 @@ def cache_key(query: Query, identity: dict[str, str], *, sample: int = 0, tag: s
     """
     value: dict[str, object] = {
         "backend": identity,
-        "messages": [m.model_dump() for m in query.messages],
+        "messages": [_message_key(m) for m in query.messages],
         "params": query.params.model_dump(),
     }
     if sample:
@@ -79,6 +79,17 @@ def cache_key(query: Query, identity: dict[str, str], *, sample: int = 0, tag: s
     if tag:
         value["tag"] = tag
     return content_hash(value, prefix="resp")
+
+
+def _message_key(message: Message) -> dict[str, str]:
+    """A message in the cache key: role and text, plus the image's content hash when it has one.
+
+    Text-only messages keep the keys they had before images existed.
+    """
+    value = {"role": message.role, "content": message.content}
+    if message.image is not None:
+        value["image"] = message.image.sha256
+    return value
 
 
 def upgrade(response: Response) -> Response:

@@ -11,7 +11,7 @@ interval when every prompt has one answer.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -233,6 +233,15 @@ class Metrics(BaseModel):
     """Answers per prompt (``--samples``)."""
     reasoning: ReasoningStat | None = None
     """With ``--judge-reasoning``: refusals decided in the reasoning."""
+    stimuli: list[CategoryStat] = []
+    """Rates per stimulus type (``category`` holds the type; MOSSBench's three), when prompts name one."""
+
+    @property
+    def stimuli_differ(self) -> bool:
+        """Whether the stimulus types group prompts otherwise than the categories (else they repeat them)."""
+        return bool(self.stimuli) and [s.model_dump() for s in self.stimuli] != [
+            c.model_dump() for c in self.categories
+        ]
 
 
 def _by_label(outcomes: Sequence[Outcome], label: Label) -> list[Outcome]:
@@ -241,15 +250,7 @@ def _by_label(outcomes: Sequence[Outcome], label: Label) -> list[Outcome]:
 
 def compute(outcomes: Sequence[Outcome], samples: int = 1, judge_reasoning: bool = False) -> Metrics:
     """Aggregate outcomes into overall and per-category rates (overall is over prompts, as in OR-Bench)."""
-    categories = sorted({o.prompt.category for o in outcomes})
-    per_category = [
-        CategoryStat(
-            category=c,
-            benign=rate_stat(_by_label([o for o in outcomes if o.prompt.category == c], "benign")),
-            toxic=rate_stat(_by_label([o for o in outcomes if o.prompt.category == c], "toxic")),
-        )
-        for c in categories
-    ]
+    per_category = _groups(outcomes, lambda p: p.category)
     reasoning = None
     if judge_reasoning:
         thought = [o for o in outcomes if o.response is not None and o.response.reasoning]
@@ -263,4 +264,18 @@ def compute(outcomes: Sequence[Outcome], samples: int = 1, judge_reasoning: bool
         categories=per_category,
         samples=samples,
         reasoning=reasoning,
+        stimuli=_groups([o for o in outcomes if o.prompt.stimulus], lambda p: p.stimulus),
     )
+
+
+def _groups(outcomes: Sequence[Outcome], key: Callable[[Prompt], str]) -> list[CategoryStat]:
+    """Benign and toxic rates of each group of prompts (by category, or by stimulus type), sorted by name."""
+    grouped: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        grouped.setdefault(key(outcome.prompt), []).append(outcome)
+    return [
+        CategoryStat(
+            category=name, benign=rate_stat(_by_label(group, "benign")), toxic=rate_stat(_by_label(group, "toxic"))
+        )
+        for name, group in sorted(grouped.items())
+    ]

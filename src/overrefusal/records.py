@@ -38,6 +38,29 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Image(_Record):
+    """An image sent with a prompt or returned by an image generator.
+
+    The bytes travel in memory only: they are left out of every JSON dump (run files, the store),
+    which keep the content hash; run folders hold the files as ``images/<sha256>.<ext>``.
+    """
+
+    sha256: str
+    """Hex sha256 of the image bytes: part of the query's cache key."""
+    media_type: str
+    """``image/png``, ``image/jpeg``, ``image/gif`` or ``image/webp``."""
+    width: int = 0
+    height: int = 0
+    name: str = ""
+    """Where it came from, for people: the path as written in the benchmark, ``data URI`` or ``generated``."""
+    data: bytes = Field(default=b"", exclude=True, repr=False)
+
+    @property
+    def file_name(self) -> str:
+        """Its file name in a run folder's ``images/``."""
+        return f"{self.sha256}.{self.media_type.rsplit('/', 1)[-1]}"
+
+
 class Prompt(_Record):
     """One benchmark item."""
 
@@ -51,6 +74,11 @@ class Prompt(_Record):
     """Whether a helpful model should answer (benign) or refuse (toxic)."""
     source: str = ""
     """Where the prompt came from (benchmark name or file)."""
+    image: Image | None = None
+    """An image sent with the text (vision-language benchmarks such as MOSSBench)."""
+    stimulus: str = ""
+    """The kind of stimulus that may provoke a refusal (MOSSBench: exaggerated risk, negated harm,
+    counterintuitive interpretation); rates are also given per stimulus type."""
 
 
 class GenerateParams(_Record):
@@ -70,6 +98,8 @@ class Message(_Record):
 
     role: Literal["system", "user", "assistant"]
     content: str
+    image: Image | None = None
+    """An image sent with the text (user messages only)."""
 
 
 class Query(_Record):
@@ -85,7 +115,7 @@ class Query(_Record):
         messages: list[Message] = []
         if params.system_prompt:
             messages.append(Message(role="system", content=params.system_prompt))
-        messages.append(Message(role="user", content=prompt.text))
+        messages.append(Message(role="user", content=prompt.text, image=prompt.image))
         return cls(prompt_id=prompt.id, messages=tuple(messages), params=params)
 
 
@@ -135,6 +165,8 @@ class Response(_Record):
     usage: Usage = Usage()
     latency_s: float = 0.0
     error: ResponseError | None = None
+    image: Image | None = None
+    """The image an image generator returned (its bytes are kept in files, not in the store)."""
     sample: int = 0
     """Which of the prompt's answers this is (``--samples N`` asks each prompt N times)."""
     cached: bool = False

@@ -18,11 +18,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from overrefusal.images import FILE_NAME
 from overrefusal.metrics import Outcome
 from overrefusal.pids import alive
 from overrefusal.report.single import render_run_report
 from overrefusal.summary import Summary
 
+IMAGES = "images"
+"""The run folder's images: prompts' and generated ones, named ``<sha256>.<ext>``."""
+IMAGE_POOL = ".images"
+"""Beside the run folders: generated images by content hash, kept as they arrive so that a resumed or
+cached run still has them (the store keeps only their hashes)."""
 RESPONSES = "responses.jsonl"
 VERDICTS = "verdicts.jsonl"
 SUMMARY = "summary.json"
@@ -72,8 +78,24 @@ def _place(tmp: Path, parent: Path, run_id: str) -> Path:
         suffix += 1
 
 
+def _copy_images(folder: Path, outcomes: Sequence[Outcome], pool: Path) -> None:
+    """Put the prompts' images (from memory) and the generated ones (from ``pool``) in ``folder``."""
+    for outcome in outcomes:
+        for image in (outcome.prompt.image, outcome.response.image if outcome.response is not None else None):
+            if image is None or not FILE_NAME.match(image.file_name):
+                continue
+            target = folder / image.file_name
+            if target.exists():
+                continue
+            folder.mkdir(exist_ok=True)
+            if image.data:
+                target.write_bytes(image.data)
+            elif (pool / image.file_name).is_file():
+                shutil.copyfile(pool / image.file_name, target)
+
+
 def write_run_dir(parent: Path, run_id: str, summary: Summary, outcomes: Sequence[Outcome]) -> Path:
-    """Write ``parent/run_id/`` with responses, verdicts, summary and report; return its path."""
+    """Write ``parent/run_id/`` with responses, verdicts, summary, report and images; return its path."""
     parent.mkdir(parents=True, exist_ok=True)
     sweep_partial(parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.partial-{os.getpid()}-", dir=parent))
@@ -86,7 +108,8 @@ def write_run_dir(parent: Path, run_id: str, summary: Summary, outcomes: Sequenc
                 if o.verdict is not None:
                     handle.write(o.verdict.model_dump_json() + "\n")
         (tmp / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        (tmp / REPORT).write_text(render_run_report(summary, outcomes), encoding="utf-8")
+        _copy_images(tmp / IMAGES, outcomes, parent / IMAGE_POOL)
+        (tmp / REPORT).write_text(render_run_report(summary, outcomes, tmp / IMAGES), encoding="utf-8")
         tmp.chmod(0o755)
         return _place(tmp, parent, run_id)
     except BaseException:

@@ -18,10 +18,11 @@ from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
 from overrefusal.cached_model import CachedModel, CachePolicy
 from overrefusal.errors import BadInputError
 from overrefusal.hashing import content_hash
-from overrefusal.judges import DEFAULT_JUDGE, Judge, judges
+from overrefusal.judges import DEFAULT_JUDGE, IMAGE_JUDGE, Judge, judges
 from overrefusal.metrics import Outcome, compute
+from overrefusal.paths import home
 from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
-from overrefusal.rundir import write_run_dir
+from overrefusal.rundir import IMAGE_POOL, write_run_dir
 from overrefusal.store import Store
 from overrefusal.summary import MAX_ERROR_RATE, RunInfo, Summary, health, public_args
 from overrefusal.verdicts import judge_responses, reasoning_view
@@ -70,8 +71,15 @@ def _slug(text: str) -> str:
 
 
 def benchmark_hash(prompts: Sequence[Prompt]) -> str:
-    """Content hash of the prompts evaluated (ids, texts, categories, labels), in order."""
-    return content_hash([[p.id, p.text, p.category, p.label] for p in prompts], prefix="bench")
+    """Content hash of the prompts evaluated (ids, texts, categories, labels; images and stimuli when set), in order."""
+
+    def item(p: Prompt) -> list[str]:
+        fields = [p.id, p.text, p.category, p.label]
+        if p.image is not None or p.stimulus:  # text-only benchmarks keep the hashes they had
+            fields += [p.image.sha256 if p.image else "", p.stimulus]
+        return fields
+
+    return content_hash([item(p) for p in prompts], prefix="bench")
 
 
 def run(
@@ -79,7 +87,7 @@ def run(
     backend: str | Backend = "embedded",
     *,
     backend_args: dict[str, Any] | None = None,
-    judge: str | Judge = DEFAULT_JUDGE,
+    judge: str | Judge | None = None,
     judge_args: dict[str, Any] | None = None,
     params: GenerateParams | None = None,
     limit: int | None = None,
@@ -99,7 +107,8 @@ def run(
         benchmark: ``starter``, a file path, a hub dataset name, or a loaded :class:`Benchmark`.
         backend: a registered backend name or a :class:`Backend` instance.
         backend_args: keyword arguments for the backend (e.g. ``{"model": "smollm2"}``).
-        judge: a registered judge name or a :class:`Judge` instance.
+        judge: a registered judge name or a :class:`Judge` instance; None takes the default (``classifier``,
+            or ``image-outcome`` for a text-to-image backend).
         judge_args: keyword arguments for the judge (recorded in the summary also for an instance).
         params: generation parameters; ``max_tokens=None`` takes the backend's default.
         limit: evaluate only this many prompts (spread over labels and categories).
@@ -128,16 +137,28 @@ def run(
     backend_args = dict(backend_args or {})
     judge_args = dict(judge_args or {})
     model_backend = backend if isinstance(backend, Backend) else backends.create(backend, **backend_args)
+    if judge is None:
+        judge = IMAGE_JUDGE if model_backend.makes_images else DEFAULT_JUDGE
+    judge_name = judge.name if isinstance(judge, Judge) else judge
+    if model_backend.makes_images != (judge_name == IMAGE_JUDGE):
+        raise BadInputError(
+            f"the {model_backend.name} backend makes images, judged by what the provider returns: leave out --judge"
+            if model_backend.makes_images
+            else f"the {IMAGE_JUDGE} judge is for text-to-image backends (--backend openai-images): pick another"
+        )
     the_judge = judge if isinstance(judge, Judge) else judges.create(judge, **judge_args)
     base = params or GenerateParams()
     if base.max_tokens is None:
         base = base.model_copy(update={"max_tokens": model_backend.default_max_tokens})
+    queries = [Query.for_prompt(p, base) for p in bench.prompts]
+    model_backend.check_queries(queries)  # a backend that cannot send images says so before anything is written
     if output_dir is not None:
         _check_writable(Path(output_dir))
+    if model_backend.makes_images:
+        model_backend.use_image_dir(Path(output_dir) / IMAGE_POOL if output_dir is not None else home() / "images")
     own_store = store is None
     the_store = store or Store()
     try:
-        queries = [Query.for_prompt(p, base) for p in bench.prompts]
         answered = asyncio.run(
             _answer_and_judge(
                 CachedModel(model_backend, the_store, policy, progress),

@@ -87,7 +87,7 @@ async def judge_responses(
         if forced is not None:
             verdicts[answer_key(response)] = forced
         else:
-            todo.setdefault(answer_key(response), JudgeItem(prompt=prompt.text, response=response))
+            todo.setdefault(answer_key(response), JudgeItem(prompt=prompt.text, response=response, image=prompt.image))
     cached = store.get_verdicts(judge.key, list(todo))
     verdicts.update(cached)
     missing = [(key, item) for key, item in todo.items() if key not in cached]

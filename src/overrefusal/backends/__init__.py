@@ -10,5 +10,6 @@ backends.add("embedded", "overrefusal.backends.embedded:EmbeddedBackend", extra=
 backends.add("fake", "overrefusal.backends.fake:FakeBackend")
 backends.add("openai", "overrefusal.backends.openai_compat:OpenAIBackend")
 backends.add("anthropic", "overrefusal.backends.anthropic:AnthropicBackend")
+backends.add("openai-images", "overrefusal.backends.image_generation:ImageGenerationBackend")
 
 __all__ = ["Backend", "backends"]

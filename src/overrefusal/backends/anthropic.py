@@ -6,12 +6,18 @@ back as thinking blocks: recorded as the response's reasoning, apart from the fi
 
 from __future__ import annotations
 
+import base64
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from overrefusal.backends.http import HttpBackend
 from overrefusal.backends.reasoning import split_thinking
-from overrefusal.records import Query, Response, Usage
+from overrefusal.errors import BadInputError
+from overrefusal.records import Message, Query, Response, Usage
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+"""The Messages API's limit per image."""
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -23,6 +29,18 @@ _STOP_REASONS = {
     "tool_use": "tool_calls",
 }
 """Anthropic stop reasons in OpenAI's terms; ``refusal`` (the provider's safety stop) is a content filter."""
+
+
+def content(message: Message) -> str | list[dict[str, Any]]:
+    """A message's content: its text, or an image block (base64 source) followed by a text block."""
+    if message.image is None:
+        return message.content
+    image = message.image
+    source = {"type": "base64", "media_type": image.media_type, "data": base64.b64encode(image.data).decode("ascii")}
+    blocks: list[dict[str, Any]] = [{"type": "image", "source": source}]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
 
 
 class AnthropicBackend(HttpBackend):
@@ -48,6 +66,17 @@ class AnthropicBackend(HttpBackend):
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
     default_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     models_path: ClassVar[str] = "/v1/models"
+    accepts_images: ClassVar[bool] = True
+
+    def check_queries(self, queries: Sequence[Query]) -> None:
+        """Refuse, before any request, images over the Messages API's 5 MB limit."""
+        for query in queries:
+            for message in query.messages:
+                if message.image is not None and len(message.image.data) > MAX_IMAGE_BYTES:
+                    raise BadInputError(
+                        f"prompt {query.prompt_id}: image {message.image.name[:60]!r} is "
+                        f"{len(message.image.data) / 1e6:.1f} MB, over the Messages API's 5 MB limit: shrink it"
+                    )
 
     def auth_headers(self, key: str | None) -> dict[str, str]:
         """``x-api-key`` plus the API version header."""
@@ -62,7 +91,7 @@ class AnthropicBackend(HttpBackend):
         body: dict[str, Any] = {
             "model": self._model,
             "max_tokens": params.max_tokens or self.default_max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in query.messages if m.role != "system"],
+            "messages": [{"role": m.role, "content": content(m)} for m in query.messages if m.role != "system"],
             "temperature": params.temperature,
         }
         system = "\n\n".join(m.content for m in query.messages if m.role == "system")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
+from overrefusal.errors import BadInputError
 from overrefusal.records import Query, Response, ResponseError
 
 
@@ -21,6 +24,10 @@ class Backend(ABC):
     """Registry name of the backend."""
     default_max_tokens: ClassVar[int] = 512
     """``max_tokens`` used when the user gives none."""
+    accepts_images: ClassVar[bool] = False
+    """Whether queries may carry images (vision-language models behind an API that takes them)."""
+    makes_images: ClassVar[bool] = False
+    """Whether the answers are generated images rather than text (text-to-image models)."""
 
     @property
     @abstractmethod
@@ -47,6 +54,24 @@ class Backend(ABC):
 
     def check(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Fail now, before any request, when the backend cannot work (a missing extra, model files)."""
+
+    def use_image_dir(self, folder: Path) -> None:  # noqa: B027 - optional hook, default does nothing
+        """Where an image generator writes the images it gets (the run hands over ``<output-dir>/.images``)."""
+
+    def check_queries(self, queries: Sequence[Query]) -> None:
+        """Fail now, before any request, when a query holds an image this backend cannot send.
+
+        Raises:
+            BadInputError: one line naming the backends that take images.
+        """
+        if self.accepts_images:
+            return
+        with_image = sum(1 for q in queries if any(m.image is not None for m in q.messages))
+        if with_image:
+            raise BadInputError(
+                f"the {self.name} backend cannot send images, and {with_image} prompt(s) have one: "
+                "use --backend openai (vLLM, Ollama, hosted APIs) or --backend anthropic with a vision model"
+            )
 
     @abstractmethod
     async def generate(self, query: Query, key: str) -> Response:

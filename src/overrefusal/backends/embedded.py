@@ -138,7 +138,7 @@ class EmbeddedBackend(Backend):
     def request_body(self, query: Query) -> dict[str, Any]:
         """The OpenAI-style chat body for ``query``."""
         body: dict[str, Any] = {
-            "messages": [m.model_dump() for m in query.messages],
+            "messages": [{"role": m.role, "content": m.content} for m in query.messages],
             "max_tokens": query.params.max_tokens or self.default_max_tokens,
             "temperature": query.params.temperature,
         }

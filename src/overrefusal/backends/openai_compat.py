@@ -1,7 +1,8 @@
 """The ``openai`` backend: chat completions on any OpenAI-compatible server.
 
 vLLM, SGLang, TGI, Ollama, llama.cpp's server, LM Studio and hosted APIs all speak this
-protocol; point ``base_url`` at the server's ``/v1``.
+protocol; point ``base_url`` at the server's ``/v1``. A prompt's image is sent as an ``image_url``
+content part holding a base64 data URI, which vision-language models served this way take.
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ from typing import Any, ClassVar
 from overrefusal.backends.chat_format import chat_completion_response
 from overrefusal.backends.http import Failure, HttpBackend
 from overrefusal.errors import BadInputError
-from overrefusal.records import Query, Response
+from overrefusal.images import data_uri
+from overrefusal.records import Message, Query, Response
 
 REASONING_MODEL = re.compile(r"(?:^|/)(?:o1|o3|o4|gpt-5)(?:$|[-.:_])", re.IGNORECASE)
 """OpenAI's reasoning model families (o1, o3, o4, gpt-5), also behind a ``provider/`` prefix."""
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 PROVIDER_REFUSAL_CODES = frozenset({"content_policy_violation", "invalid_prompt", "content_filter"})
 """Error codes of an HTTP 400 that mean the provider refused the prompt (OpenAI, Azure OpenAI)."""
+
+
+def chat_message(message: Message) -> dict[str, Any]:
+    """A message in the chat-completions format: an image goes as an ``image_url`` part holding a data URI."""
+    if message.image is None:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": data_uri(message.image)}}]
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return {"role": message.role, "content": parts}
 
 
 def provider_refusal_code(failure: Failure) -> str | None:
@@ -57,6 +69,7 @@ class OpenAIBackend(HttpBackend):
 
     name: ClassVar[str] = "openai"
     default_max_tokens: ClassVar[int] = 512
+    accepts_images: ClassVar[bool] = True
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
 
@@ -117,7 +130,7 @@ class OpenAIBackend(HttpBackend):
         params = query.params
         body: dict[str, Any] = {
             "model": self._model,
-            "messages": [{"role": m.role, "content": m.content} for m in query.messages],
+            "messages": [chat_message(m) for m in query.messages],
         }
         tokens = params.max_tokens or self.default_max_tokens
         if self.reasoning_model:

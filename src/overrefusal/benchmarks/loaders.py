@@ -5,8 +5,10 @@ Recognised layouts:
 * OR-Bench: ``prompt,category``; the file name says the label (``or-bench-80k`` and
   ``or-bench-hard-1k`` are benign, ``or-bench-toxic`` is toxic).
 * XSTest: ``prompt,type,label`` with ``safe``/``unsafe`` labels; ``type`` is the category.
-* Generic: ``prompt`` plus optional ``category``, ``label`` and ``id`` columns (names
-  configurable with :class:`ColumnMap`).
+* MOSSBench (vision-language): ``information.json`` or the hub layout (see :mod:`.mossbench`).
+* Generic: ``prompt`` plus optional ``category``, ``label``, ``id``, ``image`` and ``stimulus``
+  columns (names configurable with :class:`ColumnMap`). An image is a path relative to the
+  benchmark file or a ``data:`` URI; each one is checked (:mod:`.image_column`).
 
 Every problem with a file raises :class:`BadInputError` with one line saying how to fix it.
 """
@@ -23,6 +25,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from overrefusal.benchmarks import mossbench
+from overrefusal.benchmarks.image_column import ImageReader
 from overrefusal.errors import BadInputError, MissingDependencyError
 from overrefusal.records import Label, Prompt
 
@@ -57,6 +61,8 @@ class ColumnMap:
     category: str | None = None
     label: str | None = None
     id: str | None = None
+    image: str | None = None
+    stimulus: str | None = None
     default_label: Label | None = None
     """Label for every row when the file has no label column."""
     default_category: str = "uncategorized"
@@ -149,7 +155,7 @@ def load_benchmark(
             # a local copy of a hub dataset repository (README with configs + data files)
             return _load_hub(str(path), columns, config=config, split=split)
         rows = _read_rows(path)
-        return Benchmark(path.stem, _to_prompts(rows, path.stem, columns, source=path.name))
+        return Benchmark(path.stem, _to_prompts(rows, path.stem, columns, source=path.name, base=path.parent))
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not path.suffix:
         return _load_hub(source, columns, config=config, split=split)
     raise BadInputError(f"benchmark {source!r} not found: give 'starter', an existing file, or a hub dataset name")
@@ -175,6 +181,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BadInputError(f"{path} is not valid JSON (line {exc.lineno}): fix or convert it to JSONL") from None
+        if mossbench.is_information_json(data):
+            return list(data.values())
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise BadInputError(f"{path} must hold a JSON list of objects, one per prompt")
         if not data:
@@ -251,6 +259,9 @@ def _load_hub(name: str, columns: ColumnMap, *, config: str | None, split: str) 
         raise MissingDependencyError(f"loading {name} from the Hugging Face hub", "hub", ["datasets"]) from exc
     try:
         data = datasets.load_dataset(name, config, split=split)
+        for column, feature in data.features.items():
+            if isinstance(feature, datasets.Image):  # the original bytes, not a re-encoding: their hash is kept
+                data = data.cast_column(column, datasets.Image(decode=False))
     except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInputError(
@@ -260,7 +271,11 @@ def _load_hub(name: str, columns: ColumnMap, *, config: str | None, split: str) 
     if not rows:
         raise BadInputError(f"{name} (config {config}, split {split}) has no rows: pick another config or split")
     layout_name = config or name.rsplit("/", 1)[-1]
-    return Benchmark(layout_name, _to_prompts(rows, layout_name, columns, source=f"{name}:{config or ''}"))
+    local = Path(name)
+    prompts = _to_prompts(
+        rows, layout_name, columns, source=f"{name}:{config or ''}", base=local if local.is_dir() else None
+    )
+    return Benchmark(layout_name, prompts)
 
 
 def _pick(available: Iterable[str], wanted: str | None, candidates: tuple[str, ...]) -> str | None:
@@ -282,7 +297,17 @@ def _layout_label(stem: str) -> Label | None:
     return None
 
 
-def _to_prompts(rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap, *, source: str) -> tuple[Prompt, ...]:
+def _to_prompts(
+    rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap, *, source: str, base: Path | None = None
+) -> tuple[Prompt, ...]:
+    bases = [base] if base is not None else []
+    mossbench_label: Label | None = None
+    if mossbench.looks_like(rows[0]):
+        lines = rows.lines if isinstance(rows, Rows) else range(1, len(rows) + 1)
+        rows = Rows(mossbench.normalise(rows), lines) if isinstance(rows, Rows) else mossbench.normalise(rows)
+        mossbench_label = mossbench.label_for(f"{stem} {source}")
+        if base is not None:
+            bases.append(base.parent)  # the GitHub release: data/images_information/ names images/42.png in data/
     header = list(rows[0].keys())
     prompt_col = _pick(header, columns.prompt, ("prompt", "question", "text", "input", "instruction"))
     if prompt_col is None:
@@ -298,7 +323,14 @@ def _to_prompts(rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap
     if columns.label is not None and label_col is None:
         raise BadInputError(f"{source} has no {columns.label!r} column: fix --label-column")
     id_col = _pick(header, columns.id, ("id",))
-    fixed_label = columns.default_label or _layout_label(stem)
+    image_col = _pick(header, columns.image, ("image", "image_path", "img"))
+    if columns.image is not None and image_col is None:
+        raise BadInputError(f"{source} has no {columns.image!r} column: fix --image-column")
+    stimulus_col = _pick(header, columns.stimulus, ("stimulus", "stimulus_type"))
+    if columns.stimulus is not None and stimulus_col is None:
+        raise BadInputError(f"{source} has no {columns.stimulus!r} column: fix --stimulus-column")
+    images = ImageReader(bases or [Path.cwd()])
+    fixed_label = columns.default_label or _layout_label(stem) or mossbench_label
     if label_col is None and fixed_label is None:
         raise BadInputError(
             f"{source} has no 'label' column: add one (benign/toxic or safe/unsafe) or pass --label benign|toxic"
@@ -345,6 +377,8 @@ def _to_prompts(rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap
                 suffix += 1
                 prompt_id = f"{stem}-{number}-{suffix}"
         seen_ids.add(prompt_id)
+        image = images.read(row.get(image_col), where) if image_col else None
+        stimulus = str(row.get(stimulus_col) or "").strip() if stimulus_col else ""
         prompts.append(
             Prompt(
                 id=prompt_id,
@@ -352,6 +386,8 @@ def _to_prompts(rows: Sequence[Mapping[str, Any]], stem: str, columns: ColumnMap
                 category=category or columns.default_category,
                 label=label,
                 source=source,
+                image=image,
+                stimulus=stimulus,
             )
         )
     return tuple(prompts)

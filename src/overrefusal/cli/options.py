@@ -72,6 +72,12 @@ def benchmark_options(func: F) -> F:
         click.option("--category-column", default=None, help="Column holding the category."),
         click.option("--label-column", default=None, help="Column holding benign/toxic (or safe/unsafe)."),
         click.option(
+            "--image-column",
+            default=None,
+            help="Column holding an image: a path relative to the benchmark file, or a data URI [image].",
+        ),
+        click.option("--stimulus-column", default=None, help="Column holding the stimulus type [stimulus]."),
+        click.option(
             "--label",
             "default_label",
             type=click.Choice(["benign", "toxic"]),
@@ -90,5 +96,7 @@ def column_map(options: dict[str, Any]) -> ColumnMap:
         prompt=options.get("prompt_column"),
         category=options.get("category_column"),
         label=options.get("label_column"),
+        image=options.get("image_column"),
+        stimulus=options.get("stimulus_column"),
         default_label=options.get("default_label"),
     )

@@ -14,7 +14,7 @@ from overrefusal.cached_model import CachePolicy
 from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
 from overrefusal.cli.options import FiniteFloat, benchmark_options, column_map, parse_kv
 from overrefusal.errors import RunIncomplete
-from overrefusal.judges import DEFAULT_JUDGE, judges
+from overrefusal.judges import DEFAULT_JUDGE, IMAGE_JUDGE, judges
 from overrefusal.metrics import RateStat
 from overrefusal.records import GenerateParams
 from overrefusal.report.single import interval, pct
@@ -34,7 +34,12 @@ from overrefusal.summary import MAX_ERROR_RATE
 )
 @endpoint_options
 @click.option("-B", "backend_args", multiple=True, metavar="KEY=VALUE", help="Extra backend argument (repeatable).")
-@click.option("--judge", "-j", default=DEFAULT_JUDGE, show_default=True, help="Judge name (see `overrefusal list`).")
+@click.option(
+    "--judge",
+    "-j",
+    default=None,
+    help=f"Judge name (see `overrefusal list`) [default: {DEFAULT_JUDGE}; {IMAGE_JUDGE} for image generators].",
+)
 @click.option("-J", "judge_args", multiple=True, metavar="KEY=VALUE", help="Extra judge argument (repeatable).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Evaluate only N prompts.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Tokens per answer [backend default].")
@@ -98,7 +103,8 @@ def run(**opts: Any) -> None:
             err=True,
         )
     judge_args = parse_kv(opts["judge_args"], "-J")
-    judges.factory(opts["judge"])  # an unknown judge is a usage error before anything loads
+    if opts["judge"] is not None:
+        judges.factory(opts["judge"])  # an unknown judge is a usage error before anything loads
     result = run_api(
         benchmark=opts["benchmark"],
         backend=backend,
@@ -184,6 +190,10 @@ def print_table(result: RunResult) -> None:
 
     for c in m.categories:
         add(c.category, c.benign, c.toxic, coverage.get(c.category))
+    if m.stimuli_differ:
+        table.add_section()
+        for stim in m.stimuli:
+            add(f"stimulus: {stim.category}", stim.benign, stim.toxic, None)
     table.add_section()
     overall = "overall" if result.complete else "overall (incomplete)"
     add(overall, m.over_refusal, m.toxic_refusal, coverage.get("overall"), bold=True)

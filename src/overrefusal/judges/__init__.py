@@ -11,8 +11,11 @@ judges.add("classifier", "overrefusal.judges.classifier:ClassifierJudge", extra=
 judges.add("llm", "overrefusal.judges.llm:LLMJudge")
 judges.add("vote", "overrefusal.judges.ensemble:VoteJudge")
 judges.add("cascade", "overrefusal.judges.ensemble:CascadeJudge")
+judges.add("image-outcome", "overrefusal.judges.image_outcome:ImageOutcomeJudge")
 
 DEFAULT_JUDGE = "classifier"
 """The judge ``run`` uses when none is given."""
+IMAGE_JUDGE = "image-outcome"
+"""The judge of text-to-image runs (a returned image is compliance; refusals are the provider's)."""
 
-__all__ = ["DEFAULT_JUDGE", "Judge", "JudgeItem", "judges"]
+__all__ = ["DEFAULT_JUDGE", "IMAGE_JUDGE", "Judge", "JudgeItem", "judges"]

@@ -9,19 +9,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from overrefusal.hashing import content_hash
-from overrefusal.records import Response, Verdict, VerdictLabel
+from overrefusal.records import Image, Response, Verdict, VerdictLabel
 
 if TYPE_CHECKING:
     from overrefusal.store import Store
 
 
 class JudgeItem(BaseModel):
-    """What a judge sees: the prompt text and the (successful) response."""
+    """What a judge sees: the prompt text, its image if it had one, and the (successful) response."""
 
     model_config = ConfigDict(frozen=True)
 
     prompt: str
     response: Response
+    image: Image | None = None
+    """The image sent with the prompt (the LLM judge shows it to its model with ``with_image``)."""
 
 
 PROBE = JudgeItem(

@@ -20,7 +20,7 @@ from overrefusal.backends import Backend, backends
 from overrefusal.cached_model import CachedModel
 from overrefusal.errors import BadInputError
 from overrefusal.judges.base import Judge, JudgeItem
-from overrefusal.records import GenerateParams, Message, Query, Verdict, VerdictLabel
+from overrefusal.records import GenerateParams, Image, Message, Query, Verdict, VerdictLabel
 from overrefusal.store import Store
 
 PROMPT_VERSION = "llm-judge-v1"
@@ -141,8 +141,11 @@ def _tag_value(match: re.Match[str]) -> str:
     return raw.strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def build_messages(prompt: str, response: str, scheme: Scheme) -> tuple[Message, ...]:
-    """The judge conversation for one item."""
+_WITH_IMAGE = "The user sent the attached image with the REQUEST.\n\n"
+
+
+def build_messages(prompt: str, response: str, scheme: Scheme, image: Image | None = None) -> tuple[Message, ...]:
+    """The judge conversation for one item (with the request's image attached when given)."""
     example = next(iter(SCHEMES[scheme]))
     body = _TEMPLATE.format(
         definitions=_DEFINITIONS[scheme],
@@ -150,7 +153,9 @@ def build_messages(prompt: str, response: str, scheme: Scheme) -> tuple[Message,
         response=response[:MAX_RESPONSE_CHARS],
         example=example,
     )
-    return (Message(role="system", content=_SYSTEM), Message(role="user", content=body))
+    if image is not None:
+        body = _WITH_IMAGE + body
+    return (Message(role="system", content=_SYSTEM), Message(role="user", content=body, image=image))
 
 
 class LLMJudge(Judge):
@@ -160,6 +165,7 @@ class LLMJudge(Judge):
         backend: backend name (``embedded``, ``fake``, or an API backend).
         scheme: ``orbench`` (direct_answer / direct_refusal / indirect_refusal) or ``xstest``.
         max_tokens: token budget of each judge reply.
+        with_image: also show the judge model the prompt's image (its backend must take images).
         store: where raw judge replies are cached; runs hand theirs over with :meth:`use_store`.
         progress: draw a progress bar while judging.
         **backend_args: passed to the backend (e.g. ``model=qwen``).
@@ -175,6 +181,7 @@ class LLMJudge(Judge):
         max_tokens: int = 256,
         store: Store | None = None,
         progress: bool = False,
+        with_image: bool = False,
         **backend_args: Any,
     ) -> None:
         """Create the backend; nothing is sent until :meth:`judge`."""
@@ -185,10 +192,16 @@ class LLMJudge(Judge):
         self.params = GenerateParams(temperature=0.0, max_tokens=int(max_tokens), seed=0)
         self._store = store
         self.progress = progress
+        self.with_image = bool(with_image)
 
     async def check(self) -> None:
-        """Check that the judge model's backend can work (no request is sent)."""
+        """Check that the judge model's backend can work, and can take images if asked to (no request is sent)."""
         self.backend.check()
+        if self.with_image and not self.backend.accepts_images:
+            raise BadInputError(
+                f"the LLM judge's {self.backend.name} backend cannot send images: judge with a vision model "
+                "(-J backend=openai or anthropic) or leave out -J with_image=true"
+            )
 
     def use_store(self, store: Store) -> None:
         """Cache judge replies in ``store``."""
@@ -196,14 +209,23 @@ class LLMJudge(Judge):
 
     @property
     def config(self) -> dict[str, Any]:
-        """Backend identity (judge model), scheme and token budget: all change verdicts."""
-        return {"backend": self.backend.identity, "scheme": self.scheme, "max_tokens": self.params.max_tokens}
+        """Backend identity (judge model), scheme, token budget and whether it sees the image: all change verdicts."""
+        config: dict[str, Any] = {
+            "backend": self.backend.identity,
+            "scheme": self.scheme,
+            "max_tokens": self.params.max_tokens,
+        }
+        if self.with_image:  # only when set: text-only judging keeps its cached verdicts
+            config["with_image"] = True
+        return config
 
     def query(self, item: JudgeItem) -> Query:
         """The judge query for one item."""
         return Query(
             prompt_id=item.response.key,
-            messages=build_messages(item.prompt, item.response.text, self.scheme),
+            messages=build_messages(
+                item.prompt, item.response.text, self.scheme, item.image if self.with_image else None
+            ),
             params=self.params,
         )
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from overrefusal.errors import MissingDependencyError
+from overrefusal.images import FILE_NAME, pillow, thumbnail
 from overrefusal.metrics import Outcome, RateStat
 from overrefusal.summary import Summary
 
@@ -33,8 +36,37 @@ _env.filters["pct"] = pct
 _env.filters["interval"] = interval
 
 
-def render_run_report(summary: Summary, outcomes: Sequence[Outcome], examples: int = 200) -> str:
-    """Render the report; at most ``examples`` responses are listed (refusals of benign prompts first)."""
+def thumbnails(outcomes: Sequence[Outcome], images: Path | None) -> dict[str, str]:
+    """File name -> thumbnail data URI of the listed outcomes' images, read from the run folder's ``images/`` only.
+
+    Only files there are named; without Pillow (the ``images`` extra) a thumbnail is empty and the report
+    links the file.
+    """
+    if images is None or not images.is_dir():
+        return {}
+    try:
+        pillow("thumbnails")
+        drawn = True
+    except MissingDependencyError:
+        drawn = False
+    out: dict[str, str] = {}
+    for o in outcomes:
+        for image in (o.prompt.image, o.response.image if o.response is not None else None):
+            if image is None or image.file_name in out or not FILE_NAME.match(image.file_name):
+                continue
+            path = images / image.file_name
+            if path.is_file():
+                out[image.file_name] = thumbnail(path.read_bytes()) if drawn else ""
+    return out
+
+
+def render_run_report(
+    summary: Summary, outcomes: Sequence[Outcome], images: Path | None = None, examples: int = 200
+) -> str:
+    """Render the report; at most ``examples`` responses are listed (refusals of benign prompts first).
+
+    ``images`` is the run folder's ``images/``: thumbnails are embedded, and linked to the files there.
+    """
 
     def priority(o: Outcome) -> int:
         refused = o.verdict is not None and o.verdict.is_refusal
@@ -45,4 +77,6 @@ def render_run_report(summary: Summary, outcomes: Sequence[Outcome], examples: i
         return 2
 
     listed = sorted(outcomes, key=priority)[:examples]
-    return _env.get_template("run.html.j2").render(s=summary, m=summary.metrics, outcomes=listed, total=len(outcomes))
+    return _env.get_template("run.html.j2").render(
+        s=summary, m=summary.metrics, outcomes=listed, total=len(outcomes), thumbs=thumbnails(listed, images)
+    )

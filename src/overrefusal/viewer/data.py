@@ -10,11 +10,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from overrefusal.images import FILE_NAME
 from overrefusal.judges.keywords import KeywordJudge, normalise
-from overrefusal.records import REFUSAL_LABELS
+from overrefusal.records import REFUSAL_LABELS, Image
 from overrefusal.report.runs import RunFolder, iter_response_dicts, read_row_at, verdict_labels
+from overrefusal.rundir import IMAGES
 from overrefusal.viewer.gold import GOLD_TO_VERDICT, GoldFile, GoldRow
 
 PAGE_MAX = 200
@@ -156,12 +159,29 @@ class ViewerData:
             "provider_refusal": (response.provider_refusal or "") if response is not None else "",
             "sample": response.sample if response is not None else 0,
             "error": f"{response.error.kind}: {response.error.message}" if response and response.error else "",
+            "prompt_image": self._picture(r.run, full.prompt.image),
+            "response_image": self._picture(r.run, response.image if response is not None else None),
+            "stimulus": full.prompt.stimulus,
             "verdict": r.verdict,
             "judge": r.judge,
             "keyword": r.keyword,
             "gold": r.gold,
             "disagree": r.disagree,
         }
+
+    def image_path(self, run: int, name: str) -> Path | None:
+        """The file ``images/<name>`` of run folder number ``run``; None unless it is one of its images."""
+        if not 0 <= run < len(self.runs) or not FILE_NAME.match(name):
+            return None
+        folder = (self.runs[run].path / IMAGES).resolve()
+        path = (folder / name).resolve()
+        return path if path.parent == folder and path.is_file() else None
+
+    def _picture(self, run: int, image: Image | None) -> dict[str, str] | None:
+        """How the page shows an image of row's run: its URL on this server and its name (text only)."""
+        if image is None or self.image_path(run, image.file_name) is None:
+            return None
+        return {"src": f"/api/image/{run}/{image.file_name}", "name": image.name}
 
     def relabel(self, index: int, final_label: str) -> dict[str, Any]:
         """Save a human label for row ``index`` to the gold file; return the updated row."""

@@ -1,7 +1,8 @@
 """The viewer's HTTP server (aiohttp): a static page plus a small JSON API over the given run folders.
 
-The page and its two assets are fixed routes read from the package; no request parameter ever reaches the
-filesystem, so nothing outside the run folders (and the gold file) is served. Every response carries a strict
+The page and its two assets are fixed routes read from the package; the only files served are the images
+in the run folders' ``images/`` (named by content hash, checked against that pattern and that folder), so
+nothing outside the run folders (and the gold file) is served. Every response carries a strict
 Content-Security-Policy; the page renders model text with ``textContent`` only. The relabel POST needs the
 per-session token embedded in the page, a JSON body, and an Origin (when sent) equal to the server's own; every
 request must name the server's own host and port in ``Host`` (against DNS rebinding).
@@ -18,6 +19,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from overrefusal.errors import BadInputError
+from overrefusal.images import EXTENSIONS
 from overrefusal.viewer.data import ViewerData
 from overrefusal.viewer.gold import GOLD_LABELS
 
@@ -26,6 +28,7 @@ CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 TOKEN_HEADER = "X-Overrefusal-Token"
+MEDIA_BY_EXTENSION = {extension: media for media, extension in EXTENSIONS.items()}
 _STATIC = {"/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css")}
 
 DATA: web.AppKey[ViewerData] = web.AppKey("data", ViewerData)
@@ -84,6 +87,17 @@ async def _rows(request: web.Request) -> web.Response:
     return web.json_response(page)
 
 
+async def _image(request: web.Request) -> web.Response:
+    """An image of a run folder's ``images/`` (the only files served besides the page and its assets)."""
+    run, name = request.match_info["run"], request.match_info["name"]
+    path = request.app[DATA].image_path(int(run), name) if run.isascii() and run.isdigit() else None
+    if path is None:
+        raise web.HTTPNotFound(text="no such image\n")
+    kind = MEDIA_BY_EXTENSION[path.suffix.lstrip(".")]
+    body = await asyncio.to_thread(path.read_bytes)
+    return web.Response(body=body, content_type=kind, headers={"Content-Disposition": "inline"})
+
+
 async def _relabel(request: web.Request) -> web.Response:
     token = request.headers.get(TOKEN_HEADER, "")
     if not hmac.compare_digest(token.encode(), request.app[TOKEN].encode()):
@@ -124,6 +138,7 @@ def build_app(data: ViewerData, token: str | None = None) -> web.Application:
         app.router.add_get(path, _static)
     app.router.add_get("/api/meta", _meta)
     app.router.add_get("/api/rows", _rows)
+    app.router.add_get("/api/image/{run}/{name}", _image)
     app.router.add_post("/api/relabel", _relabel)
     return app
 

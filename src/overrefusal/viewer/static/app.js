@@ -1,4 +1,4 @@
-// overrefusal viewer: model and prompt text is only ever set through textContent.
+// overrefusal viewer: model and prompt text is only ever set through textContent; images come from /api/image.
 (function () {
   'use strict';
   var token = document.querySelector('meta[name="overrefusal-token"]').getAttribute('content');
@@ -44,11 +44,35 @@
     return td;
   }
 
+  function picture(image) {
+    // an image of the run folder, served by this server; its name is text (alt and caption), never markup
+    var link = el('a', null, 'thumb');
+    link.href = image.src;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    var img = el('img');
+    img.src = image.src;
+    img.alt = image.name;
+    img.title = image.name;
+    img.loading = 'lazy';
+    link.appendChild(img);
+    return link;
+  }
+
+  function promptCell(r) {
+    var td = el('td', null, 'text');
+    if (r.prompt_image) { td.appendChild(picture(r.prompt_image)); }
+    td.appendChild(el('span', r.prompt, 'prompt'));
+    if (r.stimulus && r.stimulus !== r.category) { td.appendChild(el('span', 'stimulus: ' + r.stimulus, 'meta note')); }
+    return td;
+  }
+
   function answerCell(r) {
     // the final answer, then the reasoning collapsed beside it (both untrusted: textContent only)
     var td = el('td', null, 'text');
     if (r.sample) { td.appendChild(el('span', 'sample ' + (r.sample + 1), 'meta note')); }
     if (r.provider_refusal) { td.appendChild(el('span', 'refused by the provider (' + r.provider_refusal + ')', 'meta note')); }
+    if (r.response_image) { td.appendChild(picture(r.response_image)); }
     td.appendChild(el('span', r.response, 'answer'));
     if (r.truncated_in_reasoning) { td.appendChild(el('span', '(truncated in reasoning: no final answer)', 'meta note')); }
     if (r.reasoning) {
@@ -67,7 +91,7 @@
     tr.appendChild(el('td', r.model));
     tr.appendChild(el('td', r.category));
     tr.appendChild(el('td', r.label));
-    tr.appendChild(el('td', r.prompt, 'text'));
+    tr.appendChild(promptCell(r));
     tr.appendChild(r.error ? el('td', 'error: ' + r.error, 'text err') : answerCell(r));
     tr.appendChild(verdictCell(r));
     var actions = el('td');
