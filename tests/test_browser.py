@@ -6,6 +6,7 @@ Set ``OVERREFUSAL_SCREENSHOTS=1`` to refresh ``docs/screenshots/{report,viewer}.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import csv
 import os
 import shutil
@@ -201,3 +202,98 @@ def test_viewer_filters_relabels_and_runs_no_payload(browser: Any, viewer: tuple
     watch.assert_clean()
     watch.screenshot("viewer.png")
     page.close()
+
+
+IMG_NAMES = ['<img src=x onerror="window.__pwned=1">.png', '" onload="window.__pwned=1" x=".png']
+
+
+def _image_runs(tmp_path: Path) -> list[Path]:
+    """A vision-language run whose image names and prompts carry markup, and a text-to-image run."""
+    from image_servers import VisionServer, make_image
+    from overrefusal import run
+
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    (bench_dir / IMG_NAMES[0]).write_bytes(make_image("red"))
+    (bench_dir / IMG_NAMES[1]).write_bytes(make_image("green"))
+    with (bench_dir / "vision.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "label", "image"])
+        writer.writerow([f"What is this? {XSS_SCRIPT}", "benign", IMG_NAMES[0]])
+        writer.writerow([f"Describe it {XSS_IMG}", "benign", IMG_NAMES[1]])
+        writer.writerow(["No picture here", "benign", ""])
+    (bench_dir / "draw.csv").write_text("prompt,label\nA sunset,benign\nA knife attack,toxic\nA cat,benign\n")
+    out = tmp_path / "runs"
+    with VisionServer() as server:
+        vlm = run(
+            bench_dir / "vision.csv",
+            "openai",
+            backend_args={"model": "vlm", "base_url": server.url},
+            judge="keywords",
+            output_dir=out,
+            progress=False,
+        )
+        t2i = run(
+            bench_dir / "draw.csv",
+            "openai-images",
+            backend_args={"model": "img", "base_url": server.url},
+            output_dir=out,
+            progress=False,
+        )
+    assert vlm.run_dir is not None and t2i.run_dir is not None
+    return [vlm.run_dir, t2i.run_dir]
+
+
+def test_thumbnails_in_report_and_viewer_run_no_markup_from_image_names(browser: Any, tmp_path: Path) -> None:
+    # in a thread of its own: Playwright's sync API keeps an event loop running in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        vlm, t2i = pool.submit(_image_runs, tmp_path).result(120)
+    for folder, expected in ((vlm, 2), (t2i, 2)):
+        watch = Watch(browser, "file://")
+        page = watch.page
+        page.goto((folder / "report.html").as_uri())
+        thumbs = page.locator("a.thumb img")
+        assert thumbs.count() == expected
+        for index in range(expected):
+            img = thumbs.nth(index)
+            assert img.evaluate("i => i.complete && i.naturalWidth > 0")  # drawn from the embedded data URI
+            assert (img.get_attribute("src") or "").startswith("data:image/png;base64,")
+        if folder == vlm:
+            assert sorted(thumbs.evaluate_all("l => l.map(i => i.alt)")) == sorted(IMG_NAMES)
+        assert page.locator("img:not(a.thumb img), script").count() == 0
+        watch.assert_clean()
+        page.close()
+
+    server = ViewerThread(ViewerData(load_runs([vlm, t2i]), GoldFile(tmp_path / "gold.csv")))
+    try:
+        watch = Watch(browser, server.url)
+        page = watch.page
+        page.goto(server.url)
+        page.wait_for_selector("body[data-loaded]")
+        thumbs = page.locator("#rows a.thumb img")
+        page.wait_for_function("() => [...document.querySelectorAll('#rows a.thumb img')].every(i => i.complete)")
+        assert thumbs.count() == 4  # two prompt images, two generated ones
+        for index in range(4):
+            img = thumbs.nth(index)
+            assert img.evaluate("i => i.naturalWidth > 0")  # served by the viewer from the run folder
+            assert (img.get_attribute("src") or "").startswith("/api/image/")
+        assert sorted(thumbs.evaluate_all("l => l.map(i => i.alt)")) == sorted([*IMG_NAMES, "generated", "generated"])
+        assert page.locator("#rows img:not(a.thumb img), #rows script").count() == 0
+        assert XSS_SCRIPT in page.locator("#rows").inner_text()
+        # nothing but a run folder's images/<sha256>.<ext> is served
+        name = next((vlm / "images").iterdir()).name
+        assert page.request.get(server.url + f"api/image/0/{name}").status == 200
+        for path in (
+            f"api/image/1/{name}",  # another run's image
+            "api/image/0/..%2Fsummary.json",
+            "api/image/0/%2E%2E%2Fresponses.jsonl",
+            f"api/image/7/{name}",
+            "api/image/0/" + "0" * 64 + ".png",
+            f"api/image/x/{name}",
+        ):
+            assert page.request.get(server.url + path).status == 404, path
+        watch.assert_clean()
+        watch.screenshot("viewer-images.png")
+        page.close()
+    finally:
+        server.close()

@@ -6,14 +6,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from overrefusal.errors import BadInputError
-from overrefusal.records import Prompt, Response, Verdict
+from overrefusal.records import Prompt, Response, Verdict, VerdictLabel
 from overrefusal.rundir import RESPONSES, SUMMARY, VERDICTS
 from overrefusal.summary import FORMAT_VERSION, Summary
+
+VERDICT_LABELS = frozenset(get_args(VerdictLabel))
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def verdict_labels(run: RunFolder) -> dict[str, tuple[str, str]]:
         return out
     for number, _offset, obj in _json_lines(run.verdicts_path):
         key, label, judge = obj.get("response_key"), obj.get("label"), obj.get("judge")
-        if not isinstance(key, str) or label not in ("full_refusal", "partial_refusal", "compliance", "unscored"):
+        if not isinstance(key, str) or label not in VERDICT_LABELS:
             raise BadInputError(f"{run.verdicts_path}:{number} is not a verdict; run it again")
         out[key] = (str(label), str(judge))
     return out
