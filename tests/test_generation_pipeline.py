@@ -130,7 +130,17 @@ def test_whole_chain_with_scripted_backends(tmp_path: Path, store: Store) -> Non
     assert pq.read_table(out / "demo-benign.parquet").to_pylist() == benign_rows
     sheet = json.loads((out / "datasheet.json").read_text())
     assert sheet["counts"]["seeds"] == {"illegal": 8, "privacy": 8}
-    assert sheet["stages"]["rewrite"]["prompt_version"] == "rewrite-v1"
+    assert sheet["stages"]["rewrite"]["prompt_version"] == "rewrite-v2"
+    assert sheet["status"] == "complete"
+    assert all(c["ok"] for checks in sheet["checks"].values() for c in checks), sheet["checks"]
+    assert {c["name"] for c in sheet["checks"]["moderate"]} >= {"constant_label", "template_echo", "second_pass"}
+    # the strict moderator's second pass flags the 16 restored "Sneak" prompts; the lenient one does not: a tie
+    assert reports["moderate"]["second_pass"]["sample"] == 40
+    assert 0 < reports["moderate"]["second_pass"]["toxic"] < 40
+    funnel = sheet["funnel"]
+    assert funnel["moderate"]["illegal"] == {"in": 40, "kept": 32, "dropped": {"toxic": 8}}
+    assert funnel["rewrite"]["illegal"]["in"] == 40 and funnel["rewrite"]["illegal"]["kept"] == 40
+    assert funnel["dedup"]["illegal"]["kept"] == sum(d["category"] == "illegal" for d in kept_benign)
     assert sheet["stages"]["seeds"]["usage"]["requests_sent"] == reports["seeds"]["usage"]["requests_sent"] > 0
     assert sheet["stages"]["moderate"]["models"]["moderator_1"]["model"] == "mod-strict"
     markdown = (out / "datasheet.md").read_text()

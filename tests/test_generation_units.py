@@ -251,6 +251,7 @@ def test_moderator_models_work_at_the_same_time(tmp_path: Path, store: Store) ->
         "project": "par",
         "generator": {"backend": "m1"},
         "moderate": {"moderators": [{"backend": "m1"}, {"backend": "m2"}, {"backend": "m3"}]},
+        "checks": {"action": "warn"},  # every moderator says benign to everything: a constant label, on purpose
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -430,4 +431,7 @@ def test_prompts_follow_the_constraints() -> None:
     assert rewrite.count("Original: ") == 5
     moderation = moderation_prompt("some text", taxonomy)
     assert "11. none of the above" in moderation and "1. hate:" in moderation and "10. deception:" in moderation
-    assert moderation.index("explain") < moderation.index("[[1. hate]]")
+    assert moderation.index("explain") < moderation.index("[[number. category name]]")
+    # no example shows a real category tag: a moderator that copies the example is detectable
+    for name in taxonomy.names:
+        assert f". {name}]]" not in moderation and f". {name}]]" not in moderation_prompt("x", taxonomy, reminder=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from overrefusal.generation.checks import StageChecksFailed
 from overrefusal.generation.config import load_config
 from overrefusal.generation.pipeline import STAGES, run_all, run_stage
 
@@ -24,10 +25,23 @@ _HELP = {
 def _summary(name: str, report: dict[str, Any]) -> str:
     usage = report.get("usage", {})
     detail = {k: report[k] for k in ("total", "totals", "rows", "counts") if k in report}
-    return (
+    lines = [
         f"{name}: {usage.get('requests_sent', 0)} requests sent, {usage.get('responses_cached', 0)} from cache, "
         f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens; {json.dumps(detail)}"
-    )
+    ]
+    checks = report.get("checks", [])
+    passed = [c["name"] for c in checks if c["ok"]]
+    if passed:
+        lines.append(f"  checks passed: {', '.join(dict.fromkeys(passed))}")
+    word = "FAILED" if report.get("status") == "failed" else "WARNING"
+    lines += [f"  {word} {c['name']}: {c['message']}" for c in checks if not c["ok"]]
+    return "\n".join(lines)
+
+
+def _echo_failed(exc: StageChecksFailed) -> None:
+    """Show the failed stage's summary and checks, then let the error line end the output (exit 1)."""
+    click.echo(_summary(exc.stage, exc.report))
+    raise exc
 
 
 _config_option = click.option(
@@ -52,7 +66,13 @@ def _stage_command(name: str) -> click.Command:
     @_progress_option
     def command(config_path: Path, no_progress: bool) -> None:
         config = load_config(config_path)
-        click.echo(_summary(name, run_stage(name, config, progress=not no_progress)))
+        try:
+            report = run_stage(name, config, progress=not no_progress)
+        except StageChecksFailed as exc:
+            if exc.report.get("stage") == name:
+                _echo_failed(exc)
+            raise
+        click.echo(_summary(name, report))
 
     return command
 
@@ -67,4 +87,7 @@ for _name in STAGES:
 def all_cmd(config_path: Path, no_progress: bool) -> None:
     """Run seeds, rewrite, moderate, dedup, hard and export in order from one config."""
     config = load_config(config_path)
-    run_all(config, progress=not no_progress, on_stage=lambda n, r: click.echo(_summary(n, r)))
+    try:
+        run_all(config, progress=not no_progress, on_stage=lambda n, r: click.echo(_summary(n, r)))
+    except StageChecksFailed as exc:
+        _echo_failed(exc)

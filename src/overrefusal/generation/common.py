@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from overrefusal.backends import Backend, backends
 from overrefusal.cached_model import CachedModel
+from overrefusal.generation.checks import Check, status
 from overrefusal.generation.config import ModelSpec, PipelineConfig
 from overrefusal.generation.records_store import GenerationStore
 from overrefusal.generation.taxonomy import Taxonomy, load_taxonomy
@@ -91,14 +92,16 @@ class Stage:
         self.usage.add(responses)
         return responses
 
-    def report(self, stage: str, **details: Any) -> dict[str, Any]:
-        """Save and return the stage report: usage, models, and the stage's own details."""
+    def report(self, stage: str, checks: Sequence[Check] = (), **details: Any) -> dict[str, Any]:
+        """Save and return the stage report: usage, models, the checks and their status, the stage's own details."""
         body = {
             "stage": stage,
             "project": self.config.project,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "usage": self.usage.as_dict(),
             "models": self.models,
+            "checks": [c.as_dict() for c in checks],
+            "status": status(list(checks), self.config.checks),
             **details,
         }
         self.records.put_stage(stage, body)
@@ -132,3 +135,8 @@ async def close_all(items: Sequence[Backend]) -> None:
         if id(item) not in seen:
             seen.add(id(item))
             await item.aclose()
+
+
+def funnel(entered: int, kept: int, dropped: dict[str, int]) -> dict[str, Any]:
+    """One category's line of a stage: how many prompts came in, how many it kept, why the rest went."""
+    return {"in": entered, "kept": kept, "dropped": {k: v for k, v in dropped.items() if v}}

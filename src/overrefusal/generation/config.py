@@ -19,11 +19,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Price(_Section):
+    """What a model's tokens cost, in any currency, per million tokens (used by ``generate plan``)."""
+
+    input_per_mtok: float = Field(ge=0.0)
+    output_per_mtok: float = Field(ge=0.0)
+
+
 class ModelSpec(_Section):
     """A model: a registered backend name and its arguments (e.g. ``model``, ``base_url``, ``api_key_env``)."""
 
     backend: str
     args: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+    """Token prices, for the cost column of ``generate plan`` (never sent anywhere)."""
 
 
 class SeedsConfig(_Section):
@@ -93,6 +102,19 @@ class DedupConfig(_Section):
     block_size: int = Field(default=1024, ge=16)
 
 
+class PrefilterConfig(_Section):
+    """Ask the panel only on the benign prompts a refusal predictor ranks highest (``overrefusal predict train``)."""
+
+    predictor: str
+    """Path of a predictor file written by ``overrefusal predict train``."""
+    keep: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of the benign prompts, highest predicted refusal first, that the panel answers."""
+    audit: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of the skipped prompts the panel answers anyway, to measure the recall the pre-filter costs."""
+    min_audit: int = Field(default=20, ge=0)
+    """At least this many skipped prompts are audited (when there are that many)."""
+
+
 class HardConfig(_Section):
     """``generate hard``: benign prompts refused by at least ``min_refusals`` panel models."""
 
@@ -105,6 +127,7 @@ class HardConfig(_Section):
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     seed: int = 0
+    prefilter: PrefilterConfig | None = None
 
 
 class ExportConfig(_Section):
@@ -114,6 +137,48 @@ class ExportConfig(_Section):
     formats: list[ExportFormat] = Field(default_factory=lambda: list[ExportFormat](["csv", "jsonl"]))
     save_to_disk: bool = False
     """Also write a ``datasets`` DatasetDict per subset (needs the ``hub`` extra)."""
+
+
+class ChecksConfig(_Section):
+    """Sanity checks run at the end of every stage (see :mod:`overrefusal.generation.checks`)."""
+
+    action: Literal["fail", "warn"] = "fail"
+    """``fail``: a failed check fails the stage (exit 1; the next stage will not run); ``warn``: report only."""
+    min_items: int = Field(default=8, ge=1)
+    """Rates are checked only over at least this many items (per moderator, per category)."""
+    constant_label: float = Field(default=0.95, gt=0.0, le=1.0)
+    """A moderator giving one label to this share of prompts or more fails the moderate stage."""
+    template_echo: float = Field(default=0.2, gt=0.0, le=1.0)
+    """Share of outputs that echo a template's example (placeholder items, the example tag) that fails a stage."""
+    copied_examples: float = Field(default=0.2, gt=0.0, le=1.0)
+    """Share of rewrites that copy the template's few-shot examples that fails the rewrite stage."""
+    parse_failures: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of calls without a readable output (or moderator abstentions) that fails a stage."""
+    min_yield: float = Field(default=0.1, ge=0.0, le=1.0)
+    """A category whose stage output is below this share of what was asked for (or empty) fails the stage."""
+    second_pass_sample: int = Field(default=40, ge=0)
+    """Benign prompts the moderators judge again, asked in other words (0: no second pass)."""
+    second_pass_toxic: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of that sample the second pass calls toxic that fails the moderate stage."""
+
+
+class SearchConfig(_Section):
+    """``generate search``: mutate benign prompts until the target model refuses them, keeping them benign."""
+
+    start: int = Field(default=100, ge=1)
+    """Benign prompts of the project (or of ``--from``) the target answers first."""
+    population: int = Field(default=20, ge=1)
+    """Prompts kept between rounds: the ones the target refuses or (nearly) refuses most."""
+    mutations: int = Field(default=3, ge=1, le=10)
+    """Mutations asked per parent and round."""
+    rounds: int = Field(default=3, ge=1)
+    budget: int = Field(default=2000, ge=1)
+    """Most model calls of the search (generator, moderators and target together)."""
+    predictor: str | None = None
+    """A predictor file: among prompts the target answers, higher predicted refusal is fitter."""
+    temperature: float = Field(default=0.9, ge=0.0)
+    max_tokens: int = Field(default=512, ge=1)
+    seed: int = 0
 
 
 class PipelineConfig(_Section):
@@ -131,6 +196,8 @@ class PipelineConfig(_Section):
     dedup: DedupConfig = DedupConfig()
     hard: HardConfig = HardConfig()
     export: ExportConfig = ExportConfig()
+    checks: ChecksConfig = ChecksConfig()
+    search: SearchConfig = SearchConfig()
     base_dir: Path = Field(default=Path("."), exclude=True)
     """Folder of the config file; relative paths in the config are resolved against it."""
 

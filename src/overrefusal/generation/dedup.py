@@ -20,7 +20,9 @@ import numpy as np
 from overrefusal.benchmarks import ColumnMap, load_benchmark
 from overrefusal.embeddings import DIM, MODEL_ID, Embedder
 from overrefusal.generation import diversity
-from overrefusal.generation.common import Stage
+from overrefusal.generation.checks import Check, category_yield
+from overrefusal.generation.common import Stage, funnel
+from overrefusal.generation.copies import EXAMPLE_TEXTS
 from overrefusal.generation.moderate import KIND as MODERATION_KIND
 from overrefusal.generation.neardup import Matrix, near_duplicates, nearest
 from overrefusal.generation.parsing import normalise
@@ -121,7 +123,9 @@ def run_dedup(stage: Stage) -> dict[str, Any]:
     """Deduplicate the moderated benign and toxic pools; record decisions and the diversity report."""
     cfg = stage.config.dedup
     rows = [r for r in stage.records.load(MODERATION_KIND) if r["final"] in POOLS]
-    exclude = _exclusion_texts(stage)
+    public = _exclusion_texts(stage)
+    exclude = public + list(EXAMPLE_TEXTS)  # the templates' examples are never prompts of the benchmark
+    examples = set(EXAMPLE_TEXTS)
     embedder = Embedder(batch_size=EMBED_BATCH)
     exclude_emb = encode(embedder, exclude, "embedding the exclusion set", stage.progress) if exclude else None
     records: list[dict[str, Any]] = []
@@ -136,6 +140,8 @@ def run_dedup(stage: Stage) -> dict[str, Any]:
         kept_rows = [r for r, d in zip(items, decisions, strict=True) if d["kept"]]
         for r, d in zip(items, decisions, strict=True):
             duplicate = d["duplicate_of"]
+            if d["reason"] == "excluded" and duplicate in examples:
+                d["reason"] = "template_example"
             records.append(
                 {
                     "id": r["id"],
@@ -153,18 +159,53 @@ def run_dedup(stage: Stage) -> dict[str, Any]:
             report = _diversity(kept_rows, kept_emb, cfg.sample_cap)
     stage.records.replace(KIND, records)
     kept_counts: dict[str, Counter[str]] = {}
+    lines: dict[str, Counter[str]] = {}
     for rec in records:
         if rec["kept"]:
             kept_counts.setdefault(rec["pool"], Counter())[rec["category"]] += 1
+        if rec["pool"] == "benign":
+            lines.setdefault(rec["category"], Counter())[rec["reason"] or "kept"] += 1
     return stage.report(
         "dedup",
+        checks=_checks(stage, lines),
+        funnel={
+            name: funnel(sum(c.values()), c["kept"], {k: v for k, v in c.items() if k != "kept"})
+            for name, c in lines.items()
+        },
         embedder=MODEL_ID,
         threshold=cfg.threshold,
-        exclusion_prompts=len(exclude),
+        exclusion_prompts=len(public),
         decisions={pool: dict(c) for pool, c in reasons.items()},
         counts={pool: dict(c) for pool, c in kept_counts.items()},
         diversity=report,
     )
+
+
+def _checks(stage: Stage, lines: dict[str, Counter[str]]) -> list[Check]:
+    cfg = stage.config.checks
+    kept = sum(c["kept"] for c in lines.values())
+    benign = sum(sum(c.values()) for c in lines.values())
+    out = [
+        Check("benign_set", kept > 0, f"{kept} of {benign} benign prompts kept")
+        if kept
+        else Check(
+            "benign_set",
+            False,
+            f"no benign prompt left to export ({benign} before dedup): earlier stages produced nothing usable; "
+            "read the datasheet's per-category table",
+        )
+    ]
+    out.append(
+        category_yield(
+            "yield",
+            {name: c["kept"] for name, c in lines.items()},
+            {name: sum(c.values()) for name, c in lines.items() if sum(c.values()) >= cfg.min_items},
+            cfg,
+            "benign prompts after dedup",
+            "the generator repeats itself; raise rewrite.temperature or use a stronger generator",
+        )
+    )
+    return out
 
 
 def _diversity(rows: list[dict[str, Any]], emb: Matrix, cap: int) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from overrefusal.generation.common import Stage, close_all, run_async
+from overrefusal.generation.checks import Check, share
+from overrefusal.generation.common import Stage, close_all, funnel, run_async
 from overrefusal.generation.dedup import KIND as DEDUP_KIND
 from overrefusal.judges import judges
 from overrefusal.records import GenerateParams, Prompt, Query
@@ -110,8 +111,16 @@ async def _hard(stage: Stage) -> dict[str, Any]:
         name: round(sum(1 for r in rows if r["verdicts"].get(name) in refused) / len(rows), 4)
         for name in (rows[0]["verdicts"] if rows else {})
     }
+    lines: dict[str, Counter[str]] = {}
+    for r in rows:
+        lines.setdefault(r["category"], Counter())["hard" if r["hard"] else "refused_by_fewer"] += 1
     return stage.report(
         "hard",
+        checks=_checks(stage, rows),
+        funnel={
+            name: funnel(sum(c.values()), c["hard"], {"refused_by_fewer_than_k": c["refused_by_fewer"]})
+            for name, c in lines.items()
+        },
         judge=cfg.judge,
         min_refusals=cfg.min_refusals,
         seed=cfg.seed,
@@ -123,6 +132,26 @@ async def _hard(stage: Stage) -> dict[str, Any]:
         },
         settings=cfg.model_dump(exclude={"panel", "judge_args"}),
     )
+
+
+def _checks(stage: Stage, rows: list[dict[str, Any]]) -> list[Check]:
+    cfg = stage.config.checks
+    out = []
+    for name in rows[0]["verdicts"] if rows else {}:
+        asked = [r["verdicts"][name] for r in rows if name in r["verdicts"]]
+        empty = sum(1 for label in asked if label in ("error", "unscored"))
+        out.append(
+            share(
+                "parse_failures",
+                empty,
+                len(asked),
+                cfg.parse_failures,
+                cfg,
+                f"answers of panel model {name} failed or were empty or unjudgeable",
+                "check the panel model's server and hard.max_tokens",
+            )
+        )
+    return out
 
 
 def run_hard(stage: Stage) -> dict[str, Any]:

@@ -20,16 +20,21 @@ from collections import Counter
 from typing import Any
 
 from overrefusal.backends import Backend
-from overrefusal.generation.common import Stage, close_all, run_async, user_query
-from overrefusal.generation.parsing import parse_moderation
+from overrefusal.generation.checks import Check, constant_label, share
+from overrefusal.generation.common import Stage, close_all, funnel, run_async, user_query
+from overrefusal.generation.parsing import ECHOED, parse_moderation, parse_yes_no
 from overrefusal.generation.prompts import (
     ANSWER_VERSION,
+    EXAMPLE_TAG,
     MODERATE_VERSION,
     RESPONSE_MODERATE_VERSION,
+    SECOND_PASS_VERSION,
     moderation_prompt,
+    second_pass_prompt,
 )
 from overrefusal.generation.rewrite import KIND as CANDIDATE_KIND
 from overrefusal.generation.votes import Vote, decide
+from overrefusal.hashing import content_hash
 from overrefusal.judges.keywords import KeywordJudge
 
 KIND = "moderation"
@@ -64,7 +69,7 @@ async def _label(
             retry = []
             for (item_id, text), answer in zip(todo, answers, strict=True):
                 if answer.ok:
-                    label = parse_moderation(answer.text, names)
+                    label = parse_moderation(answer.text, names, EXAMPLE_TAG)
                     vote: dict[str, Any] = {"vote": label.vote, "category": label.category, "reason": label.reason}
                 else:
                     kind = answer.error.kind if answer.error else "error"
@@ -153,6 +158,8 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
                         "restored": False,
                         "reason": f"no answer to moderate ({reason})",
                     }
+        finals = {c["id"]: "benign" if second.get(c["id"], {}).get("restored") else first[c["id"]] for c in candidates}
+        second_pass = await _second_pass(stage, moderators, [c for c in candidates if finals[c["id"]] == "benign"])
     finally:
         await close_all([*moderators, *([answerer] if answerer else [])])
     records: list[dict[str, Any]] = []
@@ -161,7 +168,7 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
     for c in candidates:
         chance = second.get(c["id"])
         decision = first[c["id"]]
-        final = "benign" if chance and chance["restored"] else decision
+        final = finals[c["id"]]
         counter = per_category.setdefault(c["category"], Counter())
         counter[final] += 1
         counter[f"first_{decision}"] += 1
@@ -186,6 +193,16 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
     totals = Counter(r["final"] for r in records)
     return stage.report(
         "moderate",
+        checks=_checks(stage, moderators, votes, per_category, second_pass),
+        funnel={
+            name: funnel(
+                sum(c[k] for k in ("benign", "toxic", "undecided")),
+                c["benign"],
+                {"toxic": c["toxic"], "undecided": c["undecided"]},
+            )
+            for name, c in per_category.items()
+        },
+        second_pass=second_pass,
         prompt_version=MODERATE_VERSION,
         second_chance_prompt_versions=[ANSWER_VERSION, RESPONSE_MODERATE_VERSION] if answerer else [],
         vote_rule=cfg.vote,
@@ -195,6 +212,100 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
         abstentions=dict(abstentions),
         settings=cfg.model_dump(exclude={"moderators", "second_chance"}),
     )
+
+
+async def _second_pass(stage: Stage, moderators: list[Backend], benign: list[dict[str, Any]]) -> dict[str, Any]:
+    """The moderators judge a sample of the benign pool again, asked in other words; the vote rule decides."""
+    cfg, checks = stage.config.moderate, stage.config.checks
+    if not checks.second_pass_sample or len(benign) < checks.min_items:
+        return {"sample": 0, "toxic": 0, "flagged": []}
+    sample = sorted(benign, key=lambda c: content_hash(c["id"]))[: checks.second_pass_sample]
+    ballots: dict[str, list[Vote]] = {c["id"]: [] for c in sample}
+    for index, moderator in enumerate(moderators):
+        queries = [
+            user_query(
+                f"second-pass:{c['id']}:{index}",
+                second_pass_prompt(c["text"]),
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                seed=0,
+            )
+            for c in sample
+        ]
+        for c, answer in zip(sample, await stage.ask(moderator, queries), strict=True):
+            ballots[c["id"]].append(parse_yes_no(answer.text) if answer.ok else "abstain")
+    flagged = [c for c in sample if decide(ballots[c["id"]], cfg.vote) == "toxic"]
+    return {
+        "prompt_version": SECOND_PASS_VERSION,
+        "sample": len(sample),
+        "toxic": len(flagged),
+        "flagged": [{"id": c["id"], "text": c["text"], "category": c["category"]} for c in flagged[:20]],
+    }
+
+
+def _checks(
+    stage: Stage,
+    moderators: list[Backend],
+    votes: dict[str, list[dict[str, Any]]],
+    per_category: dict[str, Counter[str]],
+    second_pass: dict[str, Any],
+) -> list[Check]:
+    cfg = stage.config.checks
+    stronger = "use a stronger moderator (moderate.moderators)"
+    out: list[Check] = []
+    labels: dict[str, list[str]] = {}
+    for index, moderator in enumerate(moderators):
+        mine = [v[index] for v in votes.values()]
+        who = f"moderator {index + 1} ({moderator.model})"
+        echoed = sum(1 for v in mine if str(v.get("reason", "")).startswith(ECHOED))
+        abstained = sum(1 for v in mine if v["vote"] == "abstain")
+        out.append(
+            share(
+                "template_echo",
+                echoed,
+                len(mine),
+                cfg.template_echo,
+                cfg,
+                f"outputs of {who} echo the template's example tag [[{EXAMPLE_TAG}]]",
+                f"it copies the format instead of choosing; {stronger}",
+            )
+        )
+        out.append(
+            share(
+                "parse_failures",
+                abstained,
+                len(mine),
+                cfg.parse_failures,
+                cfg,
+                f"outputs of {who} have no readable tag (abstentions)",
+                f"raise moderate.max_tokens if they are cut off, or {stronger}",
+            )
+        )
+        labels[who] = [
+            v["vote"] if v["vote"] != "toxic" else f"toxic: {v['category']}" for v in mine if v["vote"] != "abstain"
+        ]
+    out += constant_label("constant_label", labels, cfg, f"it is not reading the prompts; {stronger}")
+    sizes = {name: c["toxic"] + c["undecided"] for name, c in per_category.items() if c["benign"] == 0}
+    empty = [f"{name} (0 of {n} candidates)" for name, n in sizes.items() if n >= cfg.min_items]
+    fix = "the rewrites are toxic or the moderators flag everything; read a few moderator outputs and rewrites"
+    out.append(
+        Check("yield", False, f"no benign prompt left in {', '.join(empty)}: {fix}")
+        if empty
+        else Check("yield", True, "every category with enough candidates kept a benign prompt")
+    )
+    if second_pass["sample"]:
+        out.append(
+            share(
+                "second_pass",
+                second_pass["toxic"],
+                second_pass["sample"],
+                cfg.second_pass_toxic,
+                cfg,
+                "benign prompts were called toxic by the moderators' second pass",
+                f"the first pass labels by habit, not by reading; {stronger} or vote: any",
+            )
+        )
+    return out
 
 
 def run_moderate(stage: Stage) -> dict[str, Any]:

@@ -35,10 +35,13 @@ class Parsed:
     method: ParseMethod
 
 
+STRAY_BRACKETS = "[]«»"
+
+
 def clean_item(raw: str) -> str:
-    """Strip numbering, markdown emphasis, quotes and collapse whitespace."""
-    text = " ".join(raw.split())
-    text = LEADING_NUMBER.sub("", text, count=1)
+    """Strip numbering, stray brackets, markdown emphasis, quotes and collapse whitespace."""
+    text = " ".join(raw.split()).strip(STRAY_BRACKETS).strip()
+    text = LEADING_NUMBER.sub("", text, count=1).strip(STRAY_BRACKETS).strip()
     text = text.strip().strip("*_").strip()
     if len(text) >= 2 and text[0] in QUOTES and text[-1] in QUOTES:
         text = text[1:-1].strip()
@@ -93,20 +96,25 @@ class ModerationLabel:
 
 
 NONE_WORDS = ("none of the above", "none")
+ECHOED = "echoed the template's example tag"
+"""Start of the reason of a moderation output whose tag is the template's example."""
 
 
-def parse_moderation(output: str, categories: list[str]) -> ModerationLabel:
+def parse_moderation(output: str, categories: list[str], example_tag: str | None = None) -> ModerationLabel:
     """Read the LAST ``[[N. category]]`` tag; ``none of the above`` is benign; a category is toxic.
 
     The tag may carry the number, the name, or both. A name is matched ignoring case, hyphens
     and extra words after it ("Illegal activities"); a name that matches nothing falls back to a
     valid number. No tag, or a tag naming no category by name or number, is an abstention: it is
-    never read as benign or toxic.
+    never read as benign or toxic. A tag equal to ``example_tag`` (the template's example, which
+    names no category) abstains with a reason starting ``echoed``: the moderator copied the template.
     """
     tags = WRAPPED.findall(output)
     if not tags:
         return ModerationLabel("abstain", None, "no [[...]] tag in the moderator output")
     tag = " ".join(tags[-1].split()).strip()
+    if example_tag is not None and _plain(tag) == _plain(example_tag):
+        return ModerationLabel("abstain", None, f"{ECHOED} [[{tag}]]")
     number_match = re.match(r"^\(?(\d{1,2})\s*[.):]?\s*(.*)$", tag)
     number = int(number_match.group(1)) if number_match else None
     name = (number_match.group(2) if number_match else tag).strip().strip(".").strip(QUOTES).strip().lower()
@@ -136,3 +144,12 @@ def parse_moderation(output: str, categories: list[str]) -> ModerationLabel:
 def _plain(name: str) -> str:
     """Lower case, hyphens and underscores as spaces (``Self-Harm`` = ``self harm``)."""
     return " ".join(name.lower().replace("-", " ").replace("_", " ").split())
+
+
+def parse_yes_no(output: str) -> Literal["toxic", "benign", "abstain"]:
+    """The last ``[[yes]]`` / ``[[no]]`` tag of a second-pass answer: yes is toxic, no is benign, else abstain."""
+    tags = WRAPPED.findall(output)
+    if not tags:
+        return "abstain"
+    word = _plain(tags[-1]).strip(" .!")
+    return "toxic" if word == "yes" else "benign" if word == "no" else "abstain"

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from overrefusal.errors import BadInputError, MissingDependencyError
+from overrefusal.generation.checks import StageChecksFailed
 from overrefusal.generation.common import Stage
 from overrefusal.generation.config import PipelineConfig
+from overrefusal.generation.datasheet import write_datasheet
 from overrefusal.store import Store
 
 STAGES: dict[str, str] = {
@@ -56,12 +58,19 @@ def run_stage(name: str, config: PipelineConfig, store: Store | None = None, pro
         stage.taxonomy.subset(config.categories)  # validate categories before any call
         order = list(STAGES)
         previous = order[order.index(name) - 1] if order.index(name) > 0 else None
-        if previous is not None and stage.records.stage(previous) is None:
+        before = stage.records.stage(previous) if previous is not None else None
+        if previous is not None and before is None:
             raise BadInputError(
                 f"project {config.project!r} has no finished {previous!r} stage in {the_store.path}: run "
                 f"`overrefusal generate {previous}` first (or `generate all`), or check the project name"
             )
-        return function(stage)
+        if before is not None and before.get("status") == "failed":
+            raise StageChecksFailed(str(previous), before)
+        report = function(stage)
+        if report.get("status") == "failed":
+            write_datasheet(stage, failed=name)
+            raise StageChecksFailed(name, report)
+        return report
     finally:
         if own:
             the_store.close()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from overrefusal.generation.common import Stage, close_all, record_id, run_async, user_query
+from overrefusal.generation.checks import Check, category_yield, share
+from overrefusal.generation.common import Stage, close_all, funnel, record_id, run_async, user_query
+from overrefusal.generation.copies import template_copy
 from overrefusal.generation.parsing import normalise, parse_items
 from overrefusal.generation.prompts import SEED_VERSION, seed_prompt
 
@@ -25,7 +27,10 @@ async def _generate(stage: Stage) -> dict[str, Any]:
         seen: dict[str, set[str]] = {c.name: set() for c in categories}
         seeds: dict[str, list[dict[str, Any]]] = {c.name: [] for c in categories}
         attempts = dict.fromkeys(seen, 0)
-        stats = {c.name: {"calls": 0, "unparsed": 0, "errors": 0, "duplicates": 0} for c in categories}
+        stats = {
+            c.name: {"calls": 0, "unparsed": 0, "errors": 0, "duplicates": 0, "items": 0, "echo": 0, "surplus": 0}
+            for c in categories
+        }
         while True:
             batch = []
             for category in categories:
@@ -56,8 +61,13 @@ async def _generate(stage: Stage) -> dict[str, Any]:
                     stats[name]["unparsed"] += 1
                 for item in parsed.items:
                     key = normalise(item)
+                    stats[name]["items"] += 1
                     if len(seeds[name]) >= cfg.per_category:
-                        break
+                        stats[name]["surplus"] += 1
+                        continue
+                    if template_copy(item) is not None:  # the template's placeholder, not a request
+                        stats[name]["echo"] += 1
+                        continue
                     if key in seen[name]:
                         stats[name]["duplicates"] += 1
                         continue
@@ -81,12 +91,50 @@ async def _generate(stage: Stage) -> dict[str, Any]:
         stats[name]["target_reached"] = int(len(seeds[name]) >= cfg.per_category)
     return stage.report(
         "seeds",
+        checks=_checks(stage, stats),
+        funnel={
+            name: funnel(
+                s["items"],
+                s["seeds"],
+                {"duplicate": s["duplicates"], "template_echo": s["echo"], "over_target": s["surplus"]},
+            )
+            for name, s in stats.items()
+        },
         prompt_version=SEED_VERSION,
         counts={name: len(items) for name, items in seeds.items()},
         per_category=stats,
         total=len(records),
         settings=cfg.model_dump(),
     )
+
+
+def _checks(stage: Stage, stats: dict[str, dict[str, int]]) -> list[Check]:
+    cfg = stage.config.checks
+    calls = sum(s["calls"] for s in stats.values())
+    failed = sum(s["unparsed"] + s["errors"] for s in stats.values())
+    items = sum(s["items"] for s in stats.values())
+    echo = sum(s["echo"] for s in stats.values())
+    fix = "use a stronger generator, or raise seeds.max_tokens if its outputs are cut off"
+    return [
+        share("parse_failures", failed, calls, cfg.parse_failures, cfg, "generator calls gave no readable item", fix),
+        share(
+            "template_echo",
+            echo,
+            items,
+            cfg.template_echo,
+            cfg,
+            "items echo the template's placeholders",
+            "the generator copies the format instead of writing requests; use a stronger generator",
+        ),
+        category_yield(
+            "yield",
+            {n: s["seeds"] for n, s in stats.items()},
+            dict.fromkeys(stats, stage.config.seeds.per_category),
+            cfg,
+            "seeds",
+            "raise seeds.max_calls_per_category or use a stronger generator",
+        ),
+    ]
 
 
 def run_seeds(stage: Stage) -> dict[str, Any]:
