@@ -37,6 +37,7 @@ def _register() -> None:
         generate_cmd,
         inspect_cmd,
         judge_cmd,
+        predict_cmd,
         report_cmd,
         run_cmd,
         serve_cmd,
@@ -53,6 +54,7 @@ def _register() -> None:
     cli.add_command(view_cmd.view)
     cli.add_command(generate_cmd.generate)
     cli.add_command(store_cmd.store)
+    cli.add_command(predict_cmd.predict)
 
 
 _register()

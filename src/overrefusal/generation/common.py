@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -140,3 +142,12 @@ async def close_all(items: Sequence[Backend]) -> None:
 def funnel(entered: int, kept: int, dropped: dict[str, int]) -> dict[str, Any]:
     """One category's line of a stage: how many prompts came in, how many it kept, why the rest went."""
     return {"in": entered, "kept": kept, "dropped": {k: v for k, v in dropped.items() if v}}
+
+
+def orbench_csv(rows: list[dict[str, str]]) -> str:
+    """Rows as CSV in the OR-Bench layout: ``prompt,category``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["prompt", "category"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

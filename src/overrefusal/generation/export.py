@@ -8,28 +8,18 @@ temporary name and renamed, so a file is either complete or absent.
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 from overrefusal.atomic import write_atomic
 from overrefusal.errors import MissingDependencyError
-from overrefusal.generation.common import Stage
+from overrefusal.generation.common import Stage, orbench_csv
 from overrefusal.generation.datasheet import write_datasheet
 from overrefusal.generation.dedup import KIND as DEDUP_KIND
 from overrefusal.generation.hard import KIND as HARD_KIND
 from overrefusal.generation.hard import TOXIC_KIND
-
-
-def _csv(rows: list[dict[str, str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["prompt", "category"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _parquet(path: Path, rows: list[dict[str, str]]) -> None:
@@ -102,7 +92,7 @@ def run_export(stage: Stage) -> dict[str, Any]:
     for name, rows in data.items():
         base = out / f"{project}-{name}"
         if "csv" in cfg.formats:
-            write_atomic(base.with_suffix(".csv"), _csv(rows))
+            write_atomic(base.with_suffix(".csv"), orbench_csv(rows))
             written.append(base.with_suffix(".csv").name)
         if "jsonl" in cfg.formats:
             write_atomic(base.with_suffix(".jsonl"), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

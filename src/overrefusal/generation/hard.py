@@ -13,10 +13,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from overrefusal.generation import prefilter
 from overrefusal.generation.checks import Check, share
 from overrefusal.generation.common import Stage, close_all, funnel, run_async
 from overrefusal.generation.dedup import KIND as DEDUP_KIND
 from overrefusal.judges import judges
+from overrefusal.predictor import Predictor
 from overrefusal.records import GenerateParams, Prompt, Query
 from overrefusal.verdicts import judge_responses
 
@@ -81,10 +83,16 @@ async def _hard(stage: Stage) -> dict[str, Any]:
     benign = [r for r in kept if r["pool"] == "benign"]
     toxic = [r for r in kept if r["pool"] == "toxic"]
     prompts = [Prompt(id=r["id"], text=r["text"], category=r["category"], label="benign") for r in benign]
-    labels = await _panel(stage, prompts) if cfg.panel else {p.id: {} for p in prompts}
+    roles: dict[str, str] = {}
+    if cfg.prefilter is not None and prompts:
+        predictor = Predictor.load(stage.config.path(cfg.prefilter.predictor))  # a bad file fails before any call
+        scores = predictor.score([p.text for p in prompts])
+        roles = prefilter.select([p.id for p in prompts], scores, cfg.prefilter, cfg.seed)
+    asked = [p for p in prompts if roles.get(p.id) != "skipped"]
+    labels = await _panel(stage, asked) if cfg.panel else {}
     rows: list[dict[str, Any]] = []
     for r in benign:
-        per_model = labels[r["id"]]
+        per_model = labels.get(r["id"], {})
         refusals = sum(1 for label in per_model.values() if label in ("full_refusal", "partial_refusal"))
         rows.append(
             {
@@ -94,6 +102,7 @@ async def _hard(stage: Stage) -> dict[str, Any]:
                 "verdicts": per_model,
                 "refusals": refusals,
                 "hard": bool(cfg.panel) and refusals >= cfg.min_refusals,
+                "prefilter": roles.get(r["id"]),
             }
         )
     pool = [r for r in rows if r["hard"]]
@@ -107,20 +116,28 @@ async def _hard(stage: Stage) -> dict[str, Any]:
     stage.records.replace(KIND, rows)
     stage.records.replace(TOXIC_KIND, toxic_rows)
     refused = ("full_refusal", "partial_refusal")
+    answered = [r for r in rows if r["verdicts"]]
     refusal_rates = {
-        name: round(sum(1 for r in rows if r["verdicts"].get(name) in refused) / len(rows), 4)
-        for name in (rows[0]["verdicts"] if rows else {})
+        name: round(sum(1 for r in answered if r["verdicts"].get(name) in refused) / len(answered), 4)
+        for name in (answered[0]["verdicts"] if answered else {})
     }
     lines: dict[str, Counter[str]] = {}
     for r in rows:
-        lines.setdefault(r["category"], Counter())["hard" if r["hard"] else "refused_by_fewer"] += 1
+        outcome = "hard" if r["hard"] else "skipped" if r["prefilter"] == "skipped" else "refused_by_fewer"
+        lines.setdefault(r["category"], Counter())[outcome] += 1
+    cost = prefilter.recall(roles, {r["id"] for r in rows if r["hard"]}) if roles else None
     return stage.report(
         "hard",
         checks=_checks(stage, rows),
         funnel={
-            name: funnel(sum(c.values()), c["hard"], {"refused_by_fewer_than_k": c["refused_by_fewer"]})
+            name: funnel(
+                sum(c.values()),
+                c["hard"],
+                {"refused_by_fewer_than_k": c["refused_by_fewer"], "skipped_by_prefilter": c["skipped"]},
+            )
             for name, c in lines.items()
         },
+        prefilter=cost,
         judge=cfg.judge,
         min_refusals=cfg.min_refusals,
         seed=cfg.seed,
@@ -137,7 +154,8 @@ async def _hard(stage: Stage) -> dict[str, Any]:
 def _checks(stage: Stage, rows: list[dict[str, Any]]) -> list[Check]:
     cfg = stage.config.checks
     out = []
-    for name in rows[0]["verdicts"] if rows else {}:
+    answered = [r for r in rows if r["verdicts"]]
+    for name in answered[0]["verdicts"] if answered else {}:
         asked = [r["verdicts"][name] for r in rows if name in r["verdicts"]]
         empty = sum(1 for label in asked if label in ("error", "unscored"))
         out.append(

@@ -40,7 +40,7 @@ from overrefusal.judges.keywords import KeywordJudge
 KIND = "moderation"
 
 
-async def _label(
+async def label_items(
     stage: Stage, moderators: list[Backend], items: list[tuple[str, str]], response: bool
 ) -> dict[str, list[dict[str, Any]]]:
     """Votes of every moderator on every (id, text), in moderator order."""
@@ -107,7 +107,7 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
     moderators = [stage.backend(f"moderator_{i + 1}", spec) for i, spec in enumerate(cfg.moderators)]
     answerer = stage.backend("answerer", cfg.second_chance.answerer) if cfg.second_chance else None
     try:
-        votes = await _label(stage, moderators, [(c["id"], c["text"]) for c in candidates], response=False)
+        votes = await label_items(stage, moderators, [(c["id"], c["text"]) for c in candidates], response=False)
         first = {c["id"]: _decide(votes[c["id"]], cfg.vote) for c in candidates}
         flagged = [c for c in candidates if first[c["id"]] == "toxic"]
         second: dict[str, dict[str, Any]] = {}
@@ -131,7 +131,7 @@ async def _moderate(stage: Stage) -> dict[str, Any]:
                 for c, a in zip(flagged, answers, strict=True)
                 if a.ok and a.text.strip() and refused.get(c["id"]) is None
             ]
-            answer_votes = await _label(stage, moderators, answered, response=True)
+            answer_votes = await label_items(stage, moderators, answered, response=True)
             for c, a in zip(flagged, answers, strict=True):
                 if refused.get(c["id"]) is not None:
                     second[c["id"]] = {
