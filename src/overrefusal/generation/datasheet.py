@@ -156,7 +156,9 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
         ),
         f"Moderation vote rule: `{sheet['vote_rule']}`. Abstentions per moderator (unparsable or failed outputs, "
         f"never counted as benign or toxic): `{json.dumps(sheet['abstentions'])}`.",
-        f"Deduplication: `{json.dumps(sheet['dedup'])}`. Hard selection: `{json.dumps(sheet['hard'])}`.",
+        f"Deduplication: `{json.dumps(sheet['dedup'])}`. Hard selection: `{json.dumps(sheet['hard'])}`."
+        if "dedup" in sheet["stages"]
+        else "Deduplication and hard selection: not run.",
         "## Diversity of the benign set",
         _table(
             ["category", "prompts", "Self-BLEU (lower = more diverse)", "distinct-2", "mean pairwise cosine"],
