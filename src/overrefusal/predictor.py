@@ -46,22 +46,18 @@ class Example:
 
 def examples_from_run(path: str | Path) -> list[Example]:
     """The judged (prompt, refused?) pairs of one run folder; errors and unscored answers are left out."""
-    from overrefusal.report.runs import load_run
+    from overrefusal.report.runs import iter_response_dicts, load_run, verdict_labels
 
     run = load_run(path)
     if not run.verdicts_path.is_file():
         raise BadInputError(f"{run.path} has no verdicts.jsonl: judge the run first (overrefusal run writes it)")
-    texts: dict[str, str] = {}
-    for line in run.responses_path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row.get("response"):
-            texts[row["response"]["key"]] = row["prompt"]["text"]
+    labels = verdict_labels(run)
     out = []
-    for line in run.verdicts_path.read_text(encoding="utf-8").splitlines():
-        verdict = json.loads(line)
-        label, text = verdict["label"], texts.get(verdict["response_key"])
-        if text is not None and label in REFUSED + ANSWERED:
-            out.append(Example(text, label in REFUSED, run.model, run.path.name))
+    for _offset, row in iter_response_dicts(run):
+        response = row.get("response") or {}
+        label = labels.get(str(response.get("key")), ("", ""))[0]
+        if label in REFUSED + ANSWERED:
+            out.append(Example(str(row["prompt"]["text"]), label in REFUSED, run.model, run.path.name))
     return out
 
 
