@@ -163,7 +163,8 @@ def keyword_score(text: str) -> float:
 
 def evaluate(folders: list[list[Path]]) -> tuple[float, float]:
     """Train on all prompt sets but one, score the held-out set's answers; mean AUC of predictor and keywords."""
-    from overrefusal.predictor import auc, examples_from_run, train
+    from overrefusal.predictor import auc, train
+    from overrefusal.predictor_runs import examples_from_run
 
     parts = [[e for folder in part for e in examples_from_run(folder)] for part in folders]
     ours, baseline = [], []

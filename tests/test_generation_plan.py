@@ -78,3 +78,20 @@ def test_plan_command_sends_nothing(tmp_path: Path) -> None:
     assert data["total"]["calls"] == sum(line["calls"] for line in data["lines"])
     bad = runner.invoke(cli, ["generate", "plan", "--config", str(tmp_path / "missing.yaml")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_plan_of_a_search_is_capped_by_its_budget(tmp_path: Path, store: Store) -> None:
+    from overrefusal.generation.config import ModelSpec
+
+    search = {"start": 10, "population": 4, "mutations": 2, "rounds": 3, "budget": 100}
+    config = load_config(write_config(tmp_path, search=search))
+    target = ModelSpec(backend="scripted", args={"model": "target"})
+    calls = by_stage(plan(Stage(config=config, store=store, progress=False), target))
+    assert ("search", "target") in calls
+    # 12 mutation calls, then 34 prompts moderated (at most twice each) by two moderators, until 100 calls
+    assert calls[("search", "generator")] == (12, 12)
+    assert calls[("search", "moderator_1")] == (68, 68)
+    assert calls[("search", "moderator_2")] == (20, 20)
+    assert calls[("search", "target")] == (0, 0)
+    result = CliRunner().invoke(cli, ["generate", "plan", "--config", str(tmp_path / "project.yaml"), "--target", "x"])
+    assert result.exit_code == 2 and "neither BACKEND:MODEL" in result.output

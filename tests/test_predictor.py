@@ -15,7 +15,8 @@ import overrefusal
 from overrefusal.cli import cli
 from overrefusal.generation import load_config, run_stage
 from overrefusal.generation.records_store import GenerationStore
-from overrefusal.predictor import Example, Predictor, auc, examples_from_run, train
+from overrefusal.predictor import Example, Predictor, auc, train
+from overrefusal.predictor_runs import examples_from_run
 from overrefusal.store import Store
 from test_generation_pipeline import write_config
 

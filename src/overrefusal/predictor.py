@@ -2,8 +2,8 @@
 
 After Reuter & Schulze, "I'm Afraid I Can't Do That: Predicting Prompt Refusal in Black-Box
 Generative Language Models" (2023). Examples are (prompt, refused?) pairs read from run folders
-(``responses.jsonl`` joined with ``verdicts.jsonl``: full, partial and provider refusals are
-refusals; unscored answers and errors are left out). Features are the prompt's MiniLM embedding
+(:mod:`overrefusal.predictor_runs`: full, partial and provider refusals are refusals; unscored
+answers and errors are left out). Features are the prompt's MiniLM embedding
 (:mod:`overrefusal.embeddings`); the model is an L2 logistic regression fitted with scikit-learn
 (``train`` extra), its strength chosen by cross-validation grouped by prompt. Inference needs
 only numpy and onnxruntime: the file holds the weights, the intercept and what it was trained on.
@@ -42,23 +42,6 @@ class Example:
     refused: bool
     model: str
     run: str
-
-
-def examples_from_run(path: str | Path) -> list[Example]:
-    """The judged (prompt, refused?) pairs of one run folder; errors and unscored answers are left out."""
-    from overrefusal.report.runs import iter_response_dicts, load_run, verdict_labels
-
-    run = load_run(path)
-    if not run.verdicts_path.is_file():
-        raise BadInputError(f"{run.path} has no verdicts.jsonl: judge the run first (overrefusal run writes it)")
-    labels = verdict_labels(run)
-    out = []
-    for _offset, row in iter_response_dicts(run):
-        response = row.get("response") or {}
-        label = labels.get(str(response.get("key")), ("", ""))[0]
-        if label in REFUSED + ANSWERED:
-            out.append(Example(str(row["prompt"]["text"]), label in REFUSED, run.model, run.path.name))
-    return out
 
 
 def embed(texts: Sequence[str], embedder: Embedder | None = None) -> npt.NDArray[np.float32]:

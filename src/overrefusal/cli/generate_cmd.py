@@ -106,7 +106,9 @@ def all_cmd(config_path: Path, no_progress: bool) -> None:
 @generate.command(name="plan")
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_cmd(config_path: Path, as_json: bool) -> None:
+@click.option("--target", help="Also plan `generate search` against this model (BACKEND:MODEL or a models-file name).")
+@click.option("--models-file", type=click.Path(dir_okay=False, path_type=Path), help="YAML file declaring models.")
+def plan_cmd(config_path: Path, as_json: bool, target: str | None, models_file: Path | None) -> None:
     """Show the calls, tokens and cost each stage will spend per model, before anything is sent."""
     from overrefusal.generation.common import Stage
     from overrefusal.generation.plan import plan, totals
@@ -114,7 +116,8 @@ def plan_cmd(config_path: Path, as_json: bool) -> None:
 
     config = load_config(config_path)
     with Store() as store:
-        lines = plan(Stage(config=config, store=store, progress=False))
+        search = _target(target, (), models_file) if target else None
+        lines = plan(Stage(config=config, store=store, progress=False), search)
     total = totals(lines)
     if as_json:
         click.echo(json.dumps({"lines": [line.as_dict() for line in lines], "total": total}, indent=2))

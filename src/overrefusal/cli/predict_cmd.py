@@ -14,7 +14,8 @@ from rich.table import Table
 
 from overrefusal.atomic import write_atomic
 from overrefusal.benchmarks import ColumnMap, load_benchmark
-from overrefusal.predictor import Predictor, examples_from_run, train
+from overrefusal.predictor import Predictor, train
+from overrefusal.predictor_runs import examples_from_run
 
 
 @click.group()

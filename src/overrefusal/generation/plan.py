@@ -17,7 +17,13 @@ from typing import Any
 
 from overrefusal.generation.common import Stage
 from overrefusal.generation.config import ModelSpec, PrefilterConfig, Price
-from overrefusal.generation.prompts import moderation_prompt, rewrite_prompt, second_pass_prompt, seed_prompt
+from overrefusal.generation.prompts import (
+    moderation_prompt,
+    mutation_prompt,
+    rewrite_prompt,
+    second_pass_prompt,
+    seed_prompt,
+)
 
 CHARS_PER_TOKEN = 4
 FLAGGED = 0.25
@@ -82,8 +88,8 @@ def _prefiltered(n: int, p: PrefilterConfig) -> int:
     return top + min(rest, max(p.min_audit, round(p.audit * rest)))
 
 
-def plan(stage: Stage) -> list[Line]:
-    """Every stage's calls and tokens per model for ``stage.config``; nothing is sent."""
+def plan(stage: Stage, search: ModelSpec | None = None) -> list[Line]:
+    """Every stage's calls and tokens per model for ``stage.config`` (and a search against ``search``); nothing sent."""
     config, records = stage.config, stage.records
     categories = stage.categories.categories
     taxonomy = stage.taxonomy
@@ -164,6 +170,37 @@ def plan(stage: Stage) -> list[Line]:
         asked = (_prefiltered(asked[0], h.prefilter), _prefiltered(asked[1], h.prefilter))
     for i, spec in enumerate(h.panel, start=1):
         lines.append(_line("hard", f"panel_{i}", spec, asked, tokens(EXAMPLE_PROMPT), (TYPICAL["panel"], h.max_tokens)))
+    if search is not None:
+        lines += _search_lines(stage, search)
+    return lines
+
+
+def _search_lines(stage: Stage, target: ModelSpec) -> list[Line]:
+    """``generate search``: every parent mutated every round (at most), each mutation moderated and answered.
+
+    The whole search stops at ``search.budget`` calls, so the at-most column is cut to it, model by model in
+    the order the search spends them.
+    """
+    config, cfg = stage.config, stage.config.search
+    m = config.moderate
+    mutations = cfg.rounds * cfg.population * cfg.mutations
+    evaluated = cfg.start + mutations
+    mutate = tokens(mutation_prompt(EXAMPLE_PROMPT, "sensitive_word", cfg.mutations))
+    moderation = tokens(moderation_prompt(EXAMPLE_PROMPT, stage.taxonomy))
+    left = cfg.budget
+    lines = []
+    plan_items = [
+        ("generator", config.generator, cfg.rounds * cfg.population, mutate, (cfg.mutations * 35, cfg.max_tokens)),
+        *(
+            (f"moderator_{i}", spec, evaluated * (m.parse_retries + 1), moderation, (150, m.max_tokens))
+            for i, spec in enumerate(m.moderators, start=1)
+        ),
+        ("target", target, evaluated, tokens(EXAMPLE_PROMPT), (TYPICAL["panel"], config.hard.max_tokens)),
+    ]
+    for role, spec, most, prompt, completion in plan_items:
+        capped = min(most, left)
+        left -= capped
+        lines.append(_line("search", role, spec, (capped, capped), prompt, completion))
     return lines
 
 
