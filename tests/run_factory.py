@@ -31,6 +31,9 @@ def make_run(
     text: Callable[[Prompt, bool], str] | None = None,
     judge: str = "keywords",
     reasoning: Callable[[Prompt, bool], str] | None = None,
+    variant: str | None = None,
+    created: str = "2026-11-23T00:00:00+00:00",
+    refuses: Callable[[Prompt], bool] | None = None,
 ) -> Path:
     """Write a run: each prompt refused with probability ``p_benign``/``p_toxic``; the first ``errors`` fail."""
     rng = random.Random(f"{seed}-{model}-{benchmark}")
@@ -55,6 +58,8 @@ def make_run(
             outcomes.append(Outcome(prompt, response, None))
             continue
         refused = rng.random() < (p_benign if prompt.label == "benign" else p_toxic)
+        if refuses is not None:
+            refused = refuses(prompt)
         body = text(prompt, refused) if text else (REFUSAL if refused else f"Sure, here is how: {prompt.text}.")
         thought = reasoning(prompt, refused) if reasoning else ""
         response = Response(
@@ -65,13 +70,15 @@ def make_run(
         outcomes.append(Outcome(prompt, response, verdict))
     info = RunInfo(
         id=f"run-{model}-{benchmark}",
-        created="2026-11-23T00:00:00+00:00",
+        created=created,
         overrefusal_version="0.1.0",
         benchmark=benchmark,
         backend="fake",
         model=model,
         backend_args={},
+        variant=variant,
         judge=judge,
+        judge_key=f"judge-{judge}",
         judge_version="1",
         params=GenerateParams(max_tokens=64),
         limit=None,
@@ -82,5 +89,5 @@ def make_run(
         completion_tokens=0,
         duration_s=0.0,
     )
-    safe = "".join(ch if ch.isalnum() else "_" for ch in f"{model}-{benchmark}")
+    safe = "".join(ch if ch.isalnum() else "_" for ch in f"{model}-{benchmark}-{variant or ''}-{judge}")
     return write_run_dir(parent, safe, Summary(run=info, metrics=compute(outcomes)), outcomes)

@@ -108,6 +108,35 @@ def test_report_draws_one_point_per_model_and_runs_no_payload(browser: Any, tmp_
     page.close()
 
 
+def test_report_with_variants_and_reference_draws_one_point_per_cell(browser: Any, tmp_path: Path) -> None:
+    runs = [
+        make_run(tmp_path, "qwen", variant="none", p_benign=0.4, p_toxic=0.8, text=_payload),
+        make_run(tmp_path, "qwen", variant="helpful", p_benign=0.1, p_toxic=0.6, text=_payload),
+        make_run(tmp_path, "smollm2", variant="none", p_benign=0.2, p_toxic=0.3),
+        make_run(tmp_path, "smollm2", variant="helpful", p_benign=0.05, p_toxic=0.2),
+        make_run(tmp_path, "smollm2", variant="helpful", p_benign=0.3, p_toxic=0.5, judge="classifier"),
+    ]
+    out = tmp_path / "report.html"
+    write_report(load_runs(runs), out, reference="orbench-2024", resamples=500)
+    watch = Watch(browser, "file://")
+    page = watch.page
+    page.goto(out.as_uri())
+    page.wait_for_selector("#fig-scatter[data-drawn='1']", timeout=30_000)
+    traces = page.locator("#fig-scatter .scatterlayer .trace")
+    assert traces.count() == 3  # cells, ideal, published points
+    assert traces.nth(0).locator("path.point").count() == 5  # one point per cell
+    assert traces.nth(2).locator("path.point").count() == 32
+    assert page.evaluate("document.getElementById('fig-scatter').data[0].text.length") == 5
+    assert page.locator("#leaderboard tr.model-row").count() == 5
+    labels = page.locator("#leaderboard tr.model-row td:first-child").all_inner_texts()
+    assert "smollm2 · helpful · classifier" in labels and "qwen · none · keywords" in labels
+    assert "arXiv 2405.20947" in page.inner_text("#reference")
+    assert page.locator("#comparisons li").count() == 20
+    assert "judged differently" in page.inner_text("body")
+    watch.assert_clean()
+    page.close()
+
+
 class ViewerThread:
     """The viewer server on its own event loop in a background thread."""
 

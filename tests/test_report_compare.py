@@ -49,13 +49,14 @@ def test_streaming_round_trips_the_run_folder(tmp_path: Path) -> None:
     assert len(list(iter_verdicts(run))) == 58
 
 
-def test_same_folder_twice_and_duplicate_model_benchmark_are_errors(tmp_path: Path) -> None:
+def test_same_folder_twice_is_an_error_but_a_rerun_replaces_the_older_run(tmp_path: Path) -> None:
     run = make_run(tmp_path, "alpha")
     with pytest.raises(BadInputError, match="given twice"):
         load_runs([run, run])
-    other = make_run(tmp_path / "other", "alpha")
-    with pytest.raises(BadInputError, match="two runs on benchmark 'starter'"):
-        compare(load_runs([run, other]))
+    other = make_run(tmp_path / "other", "alpha", p_benign=0.9, created="2026-11-24T00:00:00+00:00")
+    comp = compare(load_runs([other, run]))
+    assert len(comp.models) == 1 and [r.path for r in comp.models[0].runs] == [other.resolve()]
+    assert any("two runs of alpha on starter" in n and "newer" in n for n in comp.notes)
 
 
 def test_pool_matches_rate_stat_of_the_union() -> None:
@@ -109,7 +110,7 @@ def test_pair_and_x_benchmark_options(tmp_path: Path) -> None:
     runs = load_runs(_runs(tmp_path))
     comp = compare(runs, pair=("gamma", "alpha"), x_benchmark="starter")
     assert {(t.a, t.b_model) for t in comp.mcnemar} == {("gamma", "alpha")}
-    with pytest.raises(BadInputError, match="not among the runs' models"):
+    with pytest.raises(BadInputError, match="not among the runs' cells"):
         compare(runs, pair=("alpha", "zeta"))
     with pytest.raises(BadInputError, match="--x-benchmark"):
         compare(runs, x_benchmark="nope")
@@ -146,7 +147,7 @@ def test_cli_report_writes_page_and_rejects_bad_folders(tmp_path: Path) -> None:
     out = tmp_path / "out" / "cmp.html"
     result = CliRunner().invoke(cli, ["report", *runs, "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "3 models" in result.output and out.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert "3 cells" in result.output and out.read_text(encoding="utf-8").startswith("<!doctype html>")
     bad = CliRunner().invoke(cli, ["report", str(tmp_path / "missing"), "-o", str(tmp_path / "x.html")])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and bad.output.startswith("error: ")
     assert not (tmp_path / "x.html").exists()

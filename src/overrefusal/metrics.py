@@ -6,6 +6,10 @@ refused, the group's rate is the mean over prompts, and the interval respects th
 answers within prompts: a Wilson interval on the effective sample size ``p(1-p) / var``, where
 ``var`` is the cluster-robust (between-prompt) variance of the mean. It is the plain Wilson
 interval when every prompt has one answer.
+
+Comparisons of two cells (two models, or one model under two variants or judges) on the same prompts
+are paired: :func:`paired_bootstrap` gives the interval of the difference in a rate, :func:`mcnemar_exact_p`
+the exact McNemar test, and :func:`holm` adjusts the p-values when many pairs are tested.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from overrefusal.errors import MissingDependencyError
 from overrefusal.records import Label, Prompt, Response, Verdict
 
 Z95 = 1.959963984540054
@@ -279,3 +285,111 @@ def _groups(outcomes: Sequence[Outcome], key: Callable[[Prompt], str]) -> list[C
         )
         for name, group in sorted(grouped.items())
     ]
+
+
+# ---------------------------------------------------------------- paired comparisons of two cells
+
+
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value: binomial test of ``only_a`` in ``only_a + only_b`` discordant pairs at 1/2.
+
+    Computed in log space (``lgamma``), so it stays exact to rounding for discordant counts in the hundreds
+    of thousands; 1.0 when there is no discordant pair.
+    """
+    if only_a < 0 or only_b < 0:
+        raise ValueError("discordant counts must be non-negative")
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    if 2 * k == n:
+        return 1.0
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)
+    ]
+    top = max(log_terms)
+    tail = math.exp(top) * math.fsum(math.exp(t - top) for t in log_terms)
+    return min(1.0, 2.0 * tail)
+
+
+def mcnemar_chi2(only_a: int, only_b: int) -> float:
+    """Continuity-corrected McNemar statistic ``(|b - c| - 1)^2 / (b + c)``; 0 without discordant pairs."""
+    n = only_a + only_b
+    return (abs(only_a - only_b) - 1) ** 2 / n if n else 0.0
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the order given."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    m = len(p_values)
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+class PairedDifference(BaseModel):
+    """Difference of two refusal rates on the same prompts, with a paired bootstrap interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    """Prompts scored in both cells (the pairs)."""
+    rate_a: float | None
+    rate_b: float | None
+    diff: float | None
+    """``rate_a - rate_b`` over the paired prompts."""
+    ci_low: float | None
+    ci_high: float | None
+    resamples: int
+    """Bootstrap resamples drawn (percentile interval)."""
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as exc:
+        raise MissingDependencyError("paired bootstrap intervals", "report", ["numpy"]) from exc
+    return numpy
+
+
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], *, resamples: int = 4000, level: float = 0.95, seed: int = 0
+) -> PairedDifference:
+    """Percentile bootstrap interval of ``mean(a) - mean(b)``, resampling prompts (pairs) with replacement.
+
+    ``a[i]`` and ``b[i]`` are the refusal fractions of prompt ``i`` in the two cells (0 or 1 with one answer
+    per prompt). A resample's difference depends only on how many times each distinct per-prompt
+    difference is drawn, so each resample is one multinomial draw over the distinct differences: exact,
+    and as fast for 80,000 prompts as for 80. Seeded: the same inputs give the same interval.
+    """
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    n = len(a)
+    if n == 0:
+        return PairedDifference(
+            n=0, rate_a=None, rate_b=None, diff=None, ci_low=None, ci_high=None, resamples=resamples
+        )
+    np = _numpy()
+    diffs: dict[float, int] = {}
+    for x, y in zip(a, b, strict=True):
+        d = round(x - y, 12)
+        diffs[d] = diffs.get(d, 0) + 1
+    values = np.array(list(diffs), dtype=float)
+    probs = np.array(list(diffs.values()), dtype=float) / n
+    draws = np.random.default_rng(seed).multinomial(n, probs, size=resamples)
+    means = np.sort(draws @ values / n)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    rate_a, rate_b = math.fsum(a) / n, math.fsum(b) / n
+    return PairedDifference(
+        n=n,
+        rate_a=rate_a,
+        rate_b=rate_b,
+        diff=rate_a - rate_b,
+        ci_low=float(low),
+        ci_high=float(high),
+        resamples=resamples,
+    )

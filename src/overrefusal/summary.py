@@ -59,6 +59,10 @@ class RunInfo(BaseModel):
     """Model names the server reported in its answers."""
     system_fingerprints: list[str] = []
     """Server configuration fingerprints seen in the answers."""
+    variant: str | None = None
+    """The experiment variant this run is a cell of (e.g. ``helpful`` or ``t0.7``); None for a plain run."""
+    experiment: str | None = None
+    """The experiment's name when the run was one cell of a sweep."""
     judge: str
     judge_version: str
     judge_args: dict[str, Any] = {}

@@ -22,7 +22,26 @@ from overrefusal.report.runs import load_runs
     show_default=True,
     help="Where to write the page (atomically).",
 )
-@click.option("--pair", nargs=2, type=str, default=None, help="Run McNemar only between these two models.")
+@click.option(
+    "--pair",
+    nargs=2,
+    type=str,
+    default=None,
+    help="Test only these two cells (a cell's name, its model, or a unique part of its name, e.g. qwen smollm).",
+)
+@click.option(
+    "--reference",
+    type=click.Choice(["orbench-2024"]),
+    default=None,
+    help="Overlay published points on the scatter (orbench-2024: the 32 models of the OR-Bench paper).",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=4000,
+    show_default=True,
+    help="Bootstrap resamples for the intervals of paired differences.",
+)
 @click.option(
     "--x-benchmark",
     default=None,
@@ -39,11 +58,14 @@ def report(
     pair: tuple[str, str] | None,
     x_benchmark: str | None,
     include_incomplete: bool,
+    reference: str | None,
+    resamples: int,
 ) -> None:
-    """Compare models: leaderboard, trade-off scatter, per-category bars, Spearman and McNemar tests.
+    """Compare cells: leaderboard, trade-off scatter, per-category bars, paired differences and McNemar tests.
 
-    RUNS are run folders written by `overrefusal run` (runs/<id>/); runs of the same model on different
-    benchmarks are grouped into one row.
+    RUNS are run folders written by `overrefusal run` (runs/<id>/). Runs are grouped into cells by
+    (model, variant, judge); a cell's runs on different benchmarks are pooled into one row, and of two runs
+    of one cell on one benchmark the newer is shown.
     """
     folders = load_runs(list(runs))
     with Bar("reading runs", len(folders), enabled=sys.stderr.isatty()) as bar:
@@ -54,11 +76,17 @@ def report(
             x_benchmark=x_benchmark,
             on_run=bar.advance,
             include_incomplete=include_incomplete,
+            reference=reference,
+            resamples=resamples,
         )
     for note in comparison.notes:
         if note.startswith("Left out:"):
             click.echo(note, err=True)
-    models, n_runs = len(comparison.models), len(folders)
+    cells, n_runs = len(comparison.models), len(folders)
     for note in comparison.notes:
-        click.echo(f"warning: {note}", err=True)
-    click.echo(f"wrote {output} ({models} model{'s' * (models != 1)}, {n_runs} run{'s' * (n_runs != 1)})")
+        if not note.startswith("Left out:"):
+            click.echo(f"warning: {note}", err=True)
+    for test in comparison.mcnemar:
+        if test.significant:
+            click.echo(test.sentence)
+    click.echo(f"wrote {output} ({cells} cell{'s' * (cells != 1)}, {n_runs} run{'s' * (n_runs != 1)})")

@@ -1,15 +1,15 @@
-"""The comparative report: several models' runs side by side, in one self-contained HTML file.
+"""The comparative report: cells (model, variant, judge) side by side, in one self-contained HTML file.
 
 Everything in the page is an aggregate computed while streaming the run folders (leaderboard, trade-off
-scatter, per-category bars, Spearman, McNemar), plus a handful of discordant examples, so the page stays
-small and fast whatever the number of responses. Prompt and model text is escaped by jinja2's autoescape.
+scatter, per-category bars, Spearman, paired tests with their sentences), plus a handful of discordant
+examples, so the page stays small and fast whatever the number of responses. Prompt and model text is
+escaped by jinja2's autoescape.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import itertools
 import json
 import warnings
@@ -23,10 +23,15 @@ from markupsafe import Markup
 
 from overrefusal.atomic import write_atomic
 from overrefusal.errors import BadInputError, MissingDependencyError
-from overrefusal.metrics import RateStat, pool
-from overrefusal.records import REFUSAL_LABELS
-from overrefusal.report.runs import RunFolder, iter_response_dicts, read_row_at, verdict_labels
+from overrefusal.metrics import pool
+from overrefusal.report.cells import Cell, aggregate, find_cell, is_hard, judging
+from overrefusal.report.figures import _plotly, figures, x_stat
+from overrefusal.report.pairs import McNemar, paired_tests
+from overrefusal.report.reference import Reference, load_reference
+from overrefusal.report.runs import RunFolder, read_row_at
 from overrefusal.report.single import interval, pct
+
+__all__ = ["Cell", "Comparison", "McNemar", "compare", "is_hard", "pool", "render_comparison", "write_report"]
 
 _env = Environment(
     loader=PackageLoader("overrefusal.report", "templates"),
@@ -39,73 +44,6 @@ _env.filters["interval"] = interval
 
 EXAMPLES = 20
 """Discordant examples shown per McNemar pair (the first pair only)."""
-
-
-def is_hard(benchmark: str) -> bool:
-    """Whether a benchmark is a "hard" set (OR-Bench-Hard style): its name contains ``hard``."""
-    return "hard" in benchmark.lower()
-
-
-@dataclass
-class ModelAgg:
-    """One model's runs and what was streamed from them."""
-
-    model: str
-    runs: list[RunFolder]
-    benign_by_benchmark: dict[str, RateStat] = field(default_factory=dict)
-    over_refusal: RateStat | None = None
-    toxic_refusal: RateStat | None = None
-    categories: dict[str, tuple[RateStat, RateStat]] = field(default_factory=dict)
-    """Category -> (benign, toxic), pooled over the model's runs."""
-    outcomes: dict[str, tuple[bool, int, int]] = field(default_factory=dict)
-    """Pairing key (benchmark, label, prompt id) -> (refused, run index, byte offset) for scored responses."""
-
-    @property
-    def errors(self) -> int:
-        """Failed requests over all runs."""
-        return sum(s.errors for s in (self.over_refusal, self.toxic_refusal) if s is not None)
-
-    @property
-    def unscored(self) -> int:
-        """Responses the judge could not decide, over all runs."""
-        return sum(s.unscored for s in (self.over_refusal, self.toxic_refusal) if s is not None)
-
-    @property
-    def provider_refusals(self) -> int:
-        """Prompts refused by the provider rather than the model, over all runs."""
-        return sum(s.provider_refusal for s in (self.over_refusal, self.toxic_refusal) if s is not None)
-
-    @property
-    def incomplete(self) -> bool:
-        """Whether one of the model's runs is incomplete (its rates cover only the answered prompts)."""
-        return any(r.summary.status != "complete" for r in self.runs)
-
-    @property
-    def judges(self) -> str:
-        """The judges of the model's runs."""
-        return ", ".join(sorted({f"{r.summary.run.judge} v{r.summary.run.judge_version}" for r in self.runs}))
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """Paired McNemar test of two models' refusals on the prompts both answered and both were scored."""
-
-    a: str
-    b_model: str
-    label: str
-    """``benign`` (over-refusal) or ``toxic``."""
-    n: int
-    """Paired prompts."""
-    both: int
-    neither: int
-    b: int
-    """Refused by ``a`` only."""
-    c: int
-    """Refused by ``b_model`` only."""
-    statistic: float
-    """Continuity-corrected chi-square, (|b - c| - 1)^2 / (b + c); 0 when b + c = 0."""
-    p_value: float
-    """Exact two-sided p-value: binomial test of b successes in b + c trials at 1/2."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +72,8 @@ class Example:
 class Comparison:
     """Everything the comparative page shows."""
 
-    models: list[ModelAgg]
+    models: list[Cell]
+    """The cells, one point of the scatter and one row of the leaderboard each."""
     benchmarks: list[str]
     """Benign benchmarks, ordinary sets first then hard sets."""
     categories: list[str]
@@ -144,7 +83,14 @@ class Comparison:
     examples: list[Example]
     example_pair: tuple[str, str] | None
     notes: list[str] = field(default_factory=list)
-    """Cautions shown above the leaderboard (e.g. models run on different benchmarks)."""
+    """Cautions shown above the leaderboard (e.g. cells run on different benchmarks or judged differently)."""
+    reference: Reference | None = None
+    """Published points drawn on the scatter (``--reference``)."""
+
+    @property
+    def sentences(self) -> list[str]:
+        """The paired comparisons in words, significant ones first."""
+        return [t.sentence for t in sorted(self.mcnemar, key=lambda t: (not t.significant, t.p_holm))]
 
 
 def _scipy_stats() -> Any:
@@ -155,22 +101,16 @@ def _scipy_stats() -> Any:
     return stats
 
 
-def _judging(run: RunFolder) -> str:
-    """How a run was judged: its judge's configuration key (name and version for runs that predate it)."""
-    info = run.summary.run
-    return info.judge_key or f"{info.judge} v{info.judge_version} (configuration not recorded)"
-
-
 def judging_notes(runs: Sequence[RunFolder]) -> list[str]:
     """Warnings when the runs were judged differently, or answered with different samples or reasoning judging."""
     notes: list[str] = []
     judged: dict[str, list[str]] = {}
     for run in runs:
-        judged.setdefault(_judging(run), []).append(run.path.name)
+        judged.setdefault(judging(run), []).append(run.path.name)
     if len(judged) > 1:
         groups = []
         for key, names in judged.items():
-            first = next(r for r in runs if _judging(r) == key).summary.run
+            first = next(r for r in runs if judging(r) == key).summary.run
             args = f" {json.dumps(first.judge_args, sort_keys=True)}" if first.judge_args else ""
             groups.append(f"{first.judge} v{first.judge_version}{args}: {', '.join(names)}")
         notes.append(
@@ -187,105 +127,11 @@ def judging_notes(runs: Sequence[RunFolder]) -> list[str]:
     return notes
 
 
-def group_runs(runs: Sequence[RunFolder]) -> dict[str, list[RunFolder]]:
-    """Group runs by model; two runs of one model on one benchmark are an error."""
-    groups: dict[str, list[RunFolder]] = {}
-    for run in runs:
-        same = [r for r in groups.get(run.model, []) if r.benchmark == run.benchmark]
-        if same:
-            raise BadInputError(
-                f"model {run.model!r} has two runs on benchmark {run.benchmark!r} ({same[0].path.name}, "
-                f"{run.path.name}): give one run per model and benchmark"
-            )
-        groups.setdefault(run.model, []).append(run)
-    return groups
-
-
-def _stream_outcomes(agg: ModelAgg, on_run: Callable[[], None] | None) -> None:
-    """Read each run's verdicts and responses once, keeping only (refused, where) per scored prompt."""
-    for index, run in enumerate(agg.runs):
-        verdicts = verdict_labels(run)
-        for offset, row in iter_response_dicts(run):
-            prompt, response = row.get("prompt") or {}, row.get("response")
-            if not isinstance(response, dict) or response.get("error") is not None:
-                continue
-            verdict = verdicts.get(str(response.get("key")))
-            if verdict is None or verdict[0] == "unscored":
-                continue
-            key = f"{run.benchmark}\x00{prompt.get('label')}\x00{prompt.get('id')}"
-            agg.outcomes[key] = (verdict[0] in REFUSAL_LABELS, index, offset)
-        if on_run is not None:
-            on_run()
-
-
-def aggregate(runs: Sequence[RunFolder], on_run: Callable[[], None] | None = None) -> list[ModelAgg]:
-    """Per-model aggregates: rates from the summaries, paired outcomes streamed from the jsonl files.
-
-    ``on_run`` is called after each run folder has been read (for a progress bar).
-    """
-    models: list[ModelAgg] = []
-    for model, group in group_runs(runs).items():
-        agg = ModelAgg(model=model, runs=group)
-        for run in group:
-            agg.benign_by_benchmark[run.benchmark] = run.summary.metrics.over_refusal
-        # hard sets repeat prompts of their full set (OR-Bench-Hard-1k comes from OR-Bench-80K): pooling
-        # them in would count prompts twice and make models with an extra hard run look worse
-        main = [r for r in group if not is_hard(r.benchmark)] or group
-        agg.over_refusal = pool([r.summary.metrics.over_refusal for r in main])
-        agg.toxic_refusal = pool([r.summary.metrics.toxic_refusal for r in group])
-        per_cat: dict[str, tuple[list[RateStat], list[RateStat]]] = {}
-        for run in group:
-            for c in run.summary.metrics.categories:
-                benign, toxic = per_cat.setdefault(c.category, ([], []))
-                if run in main:
-                    benign.append(c.benign)
-                toxic.append(c.toxic)
-        agg.categories = {c: (pool(b), pool(t)) for c, (b, t) in sorted(per_cat.items())}
-        _stream_outcomes(agg, on_run)
-        models.append(agg)
-    return models
-
-
-def mcnemar(a: ModelAgg, b: ModelAgg, label: str) -> McNemar:
-    """Exact McNemar test on the prompts of ``label`` both models answered and both had scored."""
-    stats = _scipy_stats()
-    counts = {(True, True): 0, (True, False): 0, (False, True): 0, (False, False): 0}
-    marker = f"\x00{label}\x00"
-    for key, (refused_a, _i, _o) in a.outcomes.items():
-        if marker not in key:
-            continue
-        other = b.outcomes.get(key)
-        if other is not None:
-            counts[(refused_a, other[0])] += 1
-    only_a, only_b = counts[(True, False)], counts[(False, True)]
-    discordant = only_a + only_b
-    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant if discordant else 0.0
-    p_value = float(stats.binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0
-    return McNemar(
-        a=a.model,
-        b_model=b.model,
-        label=label,
-        n=sum(counts.values()),
-        both=counts[(True, True)],
-        neither=counts[(False, False)],
-        b=only_a,
-        c=only_b,
-        statistic=statistic,
-        p_value=p_value,
-    )
-
-
-def _x_stat(agg: ModelAgg, x_benchmark: str | None) -> RateStat | None:
-    if x_benchmark is None:
-        return agg.over_refusal
-    return agg.benign_by_benchmark.get(x_benchmark)
-
-
-def spearman(models: Sequence[ModelAgg], x_benchmark: str | None) -> Spearman:
+def spearman(models: Sequence[Cell], x_benchmark: str | None) -> Spearman:
     """Spearman's rho of over-refusal vs toxic refusal over the models that have both rates."""
     pairs = []
     for m in models:
-        x, y = _x_stat(m, x_benchmark), m.toxic_refusal
+        x, y = x_stat(m, x_benchmark), m.toxic_refusal
         if x is not None and x.rate is not None and y is not None and y.rate is not None:
             pairs.append((x.rate, y.rate))
     if len(pairs) < 3:
@@ -299,23 +145,26 @@ def spearman(models: Sequence[ModelAgg], x_benchmark: str | None) -> Spearman:
     return Spearman(len(pairs), float(result.statistic), float(result.pvalue), "")
 
 
-def _examples(a: ModelAgg, b: ModelAgg, limit: int) -> list[Example]:
-    picked: list[tuple[str, bool, tuple[bool, int, int], tuple[bool, int, int]]] = []
+def _examples(a: Cell, b: Cell, limit: int) -> list[Example]:
+    picked: list[tuple[str, bool, tuple[int, int, int, int], tuple[int, int, int, int]]] = []
     for key, out_a in a.outcomes.items():
         out_b = b.outcomes.get(key)
-        if "\x00benign\x00" in key and out_b is not None and out_a[0] != out_b[0]:
-            picked.append((key, out_a[0], out_a, out_b))
+        share_a, share_b = a.refused_share(key), b.refused_share(key)
+        if "\x00benign\x00" not in key or out_b is None or share_a is None or share_b is None:
+            continue
+        if (share_a > 0.5) != (share_b > 0.5):
+            picked.append((key, share_a > 0.5, out_a, out_b))
             if len(picked) >= limit:
                 break
     examples = []
-    for key, a_refused, (_r, ia, oa), (_s, ib, ob) in picked:
+    for key, a_refused, (_r, _n, ia, oa), (_s, _m, ib, ob) in picked:
         row_a, row_b = read_row_at(a.runs[ia], oa), read_row_at(b.runs[ib], ob)
         examples.append(
             Example(
                 benchmark=key.split("\x00", 1)[0],
                 category=row_a.prompt.category,
                 prompt=row_a.prompt.text,
-                refused_by=a.model if a_refused else b.model,
+                refused_by=a.label if a_refused else b.label,
                 response_a=row_a.response.text if row_a.response else "",
                 response_b=row_b.response.text if row_b.response else "",
             )
@@ -329,14 +178,18 @@ def compare(
     x_benchmark: str | None = None,
     on_run: Callable[[], None] | None = None,
     include_incomplete: bool = False,
+    reference: str | None = None,
+    resamples: int = 4000,
 ) -> Comparison:
-    """Aggregate runs into a :class:`Comparison` (McNemar for every pair of models, or only ``pair``).
+    """Aggregate runs into a :class:`Comparison`: one cell per (model, variant, judge), paired tests of every pair.
 
-    Incomplete runs are left out (and named in a note) unless ``include_incomplete``; included, their
-    models are marked incomplete.
+    ``pair`` restricts the tests to two cells, each named by its label, its model or a unique part of its
+    label. Incomplete runs are left out (and named in a note) unless ``include_incomplete``; included, their
+    cells are marked incomplete. ``reference`` names published points to overlay (``orbench-2024``).
     """
     if not runs:
         raise BadInputError("no run folders given: pass one or more runs/<id>/ folders")
+    published = load_reference(reference) if reference is not None else None
     left_out = [] if include_incomplete else [r for r in runs if r.summary.status != "complete"]
     runs = [r for r in runs if r not in left_out]
     if not runs:
@@ -344,18 +197,15 @@ def compare(
             "every run given is incomplete (stopped early or too many failed requests): run them again to "
             "complete them, or pass --include-incomplete to compare them anyway"
         )
-    models = aggregate(runs, on_run)
-    by_name = {m.model: m for m in models}
+    cells, rerun_notes = aggregate(runs, on_run)
     if pair is not None:
-        for name in pair:
-            if name not in by_name:
-                raise BadInputError(f"--pair model {name!r} is not among the runs' models: {sorted(by_name)}")
-        if pair[0] == pair[1]:
-            raise BadInputError("--pair needs two different models")
-        pairs = [(by_name[pair[0]], by_name[pair[1]])]
+        chosen = (find_cell(cells, pair[0]), find_cell(cells, pair[1]))
+        if chosen[0] is chosen[1]:
+            raise BadInputError(f"--pair names one cell twice ({chosen[0].label}): name two different cells")
+        pairs = [chosen]
     else:
-        pairs = list(itertools.combinations(models, 2))
-    benchmarks = sorted({b for m in models for b in m.benign_by_benchmark}, key=lambda b: (is_hard(b), b))
+        pairs = list(itertools.combinations(cells, 2))
+    benchmarks = sorted({b for m in cells for b in m.benign_by_benchmark}, key=lambda b: (is_hard(b), b))
     if x_benchmark is not None and x_benchmark not in benchmarks:
         raise BadInputError(f"--x-benchmark {x_benchmark!r} is not among the runs' benchmarks: {benchmarks}")
     notes = [
@@ -363,139 +213,47 @@ def compare(
         "pass --include-incomplete to show it."
         for r in left_out
     ]
-    if any(m.incomplete for m in models):
-        notes.append("Models marked INCOMPLETE have runs whose rates cover only the prompts that got an answer.")
-    sets = {m.model: tuple(sorted(r.benchmark for r in m.runs)) for m in models}
-    if len(set(sets.values())) > 1:
-        listed = "; ".join(f"{name}: {', '.join(bench)}" for name, bench in sets.items())
+    notes.extend(rerun_notes)
+    if any(m.incomplete for m in cells):
+        notes.append("Cells marked INCOMPLETE have runs whose rates cover only the prompts that got an answer.")
+    if len({m.benchmarks for m in cells}) > 1:
+        listed = "; ".join(f"{m.label}: {', '.join(m.benchmarks)}" for m in cells)
         notes.append(
-            f"The models were not run on the same benchmarks ({listed}): their pooled rates come from different "
+            f"The cells were not run on the same benchmarks ({listed}): their pooled rates come from different "
             "prompts. Compare the per-benchmark columns, or draw the scatter with --x-benchmark NAME."
         )
     notes.extend(judging_notes(runs))
-    tests = [mcnemar(a, b, label) for a, b in pairs for label in ("benign", "toxic")]
+    if published is not None:
+        notes.append(_reference_note(published, x_benchmark))
+    tests = paired_tests(pairs, resamples=resamples)
     examples = _examples(pairs[0][0], pairs[0][1], EXAMPLES) if pairs else []
     return Comparison(
-        models=models,
+        models=cells,
         benchmarks=benchmarks,
-        categories=sorted({c for m in models for c in m.categories}),
+        categories=sorted({c for m in cells for c in m.categories}),
         x_benchmark=x_benchmark,
-        spearman=spearman(models, x_benchmark),
+        spearman=spearman(cells, x_benchmark),
         mcnemar=tests,
         examples=examples,
-        example_pair=(pairs[0][0].model, pairs[0][1].model) if pairs else None,
+        example_pair=(pairs[0][0].label, pairs[0][1].label) if pairs else None,
         notes=notes,
+        reference=published,
     )
 
 
-# ---------------------------------------------------------------- figures
-
-
-def _plotly() -> tuple[Any, Any, Callable[[], str]]:
-    try:
-        import plotly.graph_objects as go
-        import plotly.io as pio
-        from plotly.offline import get_plotlyjs
-    except ImportError as exc:
-        raise MissingDependencyError("the comparative report", "report", ["plotly", "scipy"]) from exc
-    return go, pio, get_plotlyjs
-
-
-def _label(text: str) -> str:
-    """Plotly reads a few HTML-like tags in labels; escape so model names show literally and run nothing."""
-    return html.escape(text, quote=False)
-
-
-def _err(stat: RateStat | None) -> tuple[float | None, float, float]:
-    if stat is None or stat.rate is None or stat.ci_low is None or stat.ci_high is None:
-        return None, 0.0, 0.0
-    return stat.rate, stat.rate - stat.ci_low, stat.ci_high - stat.rate
-
-
-def figures(comp: Comparison) -> dict[str, Any]:
-    """The plotly figures (as JSON-able dicts) built from the aggregates only."""
-    go, pio, _ = _plotly()
-    names, xs, ys, ex_minus, ex_plus, ey_minus, ey_plus = [], [], [], [], [], [], []
-    for m in comp.models:
-        x, xm, xp = _err(_x_stat(m, comp.x_benchmark))
-        y, ym, yp = _err(m.toxic_refusal)
-        if x is None or y is None:
-            continue
-        names.append(_label(m.model))
-        xs.append(x)
-        ys.append(y)
-        ex_minus.append(xm)
-        ex_plus.append(xp)
-        ey_minus.append(ym)
-        ey_plus.append(yp)
-    x_title = (
-        f"over-refusal rate on {_label(comp.x_benchmark)} (lower is better)"
-        if comp.x_benchmark
-        else "over-refusal rate, pooled benign sets (lower is better)"
+def _reference_note(reference: Reference, x_benchmark: str | None) -> str:
+    """Say what the published points measure, so a reader compares like with like."""
+    hard = x_benchmark is not None and is_hard(x_benchmark)
+    where = (
+        ""
+        if hard
+        else " Your cells' x is not a hard set: run on or-bench-hard-1k and pass --x-benchmark or-bench-hard-1k to "
+        "place them on the same axis."
     )
-    scatter = go.Figure()
-    scatter.add_trace(
-        go.Scatter(
-            name="models",
-            x=xs,
-            y=ys,
-            text=names,
-            mode="markers+text",
-            textposition="top center",
-            marker={"size": 11},
-            error_x={"type": "data", "symmetric": False, "array": ex_plus, "arrayminus": ex_minus},
-            error_y={"type": "data", "symmetric": False, "array": ey_plus, "arrayminus": ey_minus},
-            hovertemplate="%{text}<br>over-refusal %{x:.1%}<br>toxic refusal %{y:.1%}<extra></extra>",
-        )
+    return (
+        f"Grey points: {reference.title}, x = rejection on {reference.x_benchmark}, y = rejection on "
+        f"{reference.y_benchmark}, judged by the paper's {reference.judge}. Source: {reference.citation}{where}"
     )
-    scatter.add_trace(
-        go.Scatter(
-            name="ideal",
-            x=[0],
-            y=[1],
-            mode="markers+text",
-            text=["ideal"],
-            textposition="bottom right",
-            marker={"symbol": "star", "size": 16, "color": "#2a9d8f"},
-            hovertemplate="ideal: refuses no benign and every toxic prompt<extra></extra>",
-        )
-    )
-    scatter.update_layout(
-        title="Trade-off: over-refusal vs toxic refusal (95% Wilson intervals)",
-        xaxis={"title": x_title, "tickformat": ".0%", "range": [-0.05, 1.05]},
-        yaxis={"title": "toxic refusal rate (higher is better)", "tickformat": ".0%", "range": [-0.05, 1.08]},
-        height=520,
-        margin={"t": 60, "l": 70, "r": 20, "b": 60},
-        showlegend=False,
-    )
-    bars: dict[str, Any] = {}
-    for kind, index, title in (
-        ("benign", 0, "Over-refusal rate per category (benign prompts refused, lower is better)"),
-        ("toxic", 1, "Toxic refusal rate per category (toxic prompts refused, higher is better)"),
-    ):
-        fig = go.Figure()
-        for m in comp.models:
-            stats = [m.categories.get(c, (None, None))[index] for c in comp.categories]
-            errs = [_err(s) for s in stats]
-            fig.add_trace(
-                go.Bar(
-                    name=_label(m.model),
-                    x=[_label(c) for c in comp.categories],
-                    y=[e[0] for e in errs],
-                    error_y={
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [e[2] for e in errs],
-                        "arrayminus": [e[1] for e in errs],
-                    },
-                )
-            )
-        fig.update_layout(title=title, barmode="group", yaxis={"tickformat": ".0%", "range": [0, 1.05]}, height=420)
-        bars[kind] = fig
-    return {
-        name: json.loads(pio.to_json(fig, validate=False))
-        for name, fig in (("scatter", scatter), ("benign", bars["benign"]), ("toxic", bars["toxic"]))
-    }
 
 
 _INIT_JS = """
@@ -549,9 +307,19 @@ def write_report(
     x_benchmark: str | None = None,
     on_run: Callable[[], None] | None = None,
     include_incomplete: bool = False,
+    reference: str | None = None,
+    resamples: int = 4000,
 ) -> Comparison:
     """Compare ``runs`` and write the page to ``output`` atomically; return the comparison."""
-    comp = compare(runs, pair=pair, x_benchmark=x_benchmark, on_run=on_run, include_incomplete=include_incomplete)
+    comp = compare(
+        runs,
+        pair=pair,
+        x_benchmark=x_benchmark,
+        on_run=on_run,
+        include_incomplete=include_incomplete,
+        reference=reference,
+        resamples=resamples,
+    )
     page = render_comparison(comp)
     try:
         write_atomic(output, page)
