@@ -1,4 +1,4 @@
-"""``overrefusal run``: evaluate one model on one benchmark."""
+"""``overrefusal run``: evaluate a model on a benchmark, or sweep models x variants x judges (an experiment)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,25 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from overrefusal.cached_model import CachePolicy
 from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
+from overrefusal.cli.experiment_table import print_experiment
 from overrefusal.cli.options import FiniteFloat, benchmark_options, column_map, parse_kv
-from overrefusal.errors import RunIncomplete
+from overrefusal.errors import BadInputError, RunIncomplete
+from overrefusal.experiment import (
+    Experiment,
+    JudgeSpec,
+    ModelSpec,
+    load_experiment,
+    read_prompt_file,
+    run_experiment,
+    sweep_variants,
+)
 from overrefusal.judges import DEFAULT_JUDGE, IMAGE_JUDGE, judges
 from overrefusal.metrics import RateStat
 from overrefusal.records import GenerateParams
@@ -29,24 +40,52 @@ from overrefusal.summary import MAX_ERROR_RATE
 @click.option(
     "--model",
     "-m",
-    default=None,
-    help="Model for the backend (embedded: qwen, smollm2 or a .gguf path), or a models-file entry.",
+    "models",
+    multiple=True,
+    help="Model for the backend (embedded: qwen, smollm2 or a .gguf path), or a models-file entry; repeat to "
+    "compare several models.",
 )
 @endpoint_options
 @click.option("-B", "backend_args", multiple=True, metavar="KEY=VALUE", help="Extra backend argument (repeatable).")
 @click.option(
     "--judge",
     "-j",
-    default=None,
-    help=f"Judge name (see `overrefusal list`) [default: {DEFAULT_JUDGE}; {IMAGE_JUDGE} for image generators].",
+    "judge_names",
+    multiple=True,
+    help=f"Judge name (see `overrefusal list`) [default: {DEFAULT_JUDGE}; {IMAGE_JUDGE} for image generators]; "
+    "repeat to judge the same answers with several judges.",
 )
-@click.option("-J", "judge_args", multiple=True, metavar="KEY=VALUE", help="Extra judge argument (repeatable).")
+@click.option(
+    "-J",
+    "judge_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra judge argument (repeatable); JUDGE.KEY=VALUE gives it to one of several judges.",
+)
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Evaluate only N prompts.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Tokens per answer [backend default].")
-@click.option("--temperature", type=FiniteFloat(min=0.0, max=2.0), default=0.0, show_default=True, help="0 to 2.")
+@click.option(
+    "--temperature",
+    "temperatures",
+    type=FiniteFloat(min=0.0, max=2.0),
+    multiple=True,
+    help="0 to 2 [0]; repeat to sweep temperatures.",
+)
 @click.option("--top-p", type=FiniteFloat(min=0.0, max=1.0), default=None, help="0 to 1 [server default].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--system-prompt", default=None, help="System prompt (OR-Bench uses none).")
+@click.option(
+    "--system-prompt",
+    "system_prompts",
+    multiple=True,
+    help="System prompt, or @FILE to read it from a file (OR-Bench uses none); repeat to sweep system prompts "
+    "('' for none).",
+)
+@click.option(
+    "--experiment",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file declaring models x variants x benchmarks x judges (see the README).",
+)
 @click.option(
     "--samples",
     type=click.IntRange(min=1),
@@ -79,38 +118,48 @@ from overrefusal.summary import MAX_ERROR_RATE
 def run(**opts: Any) -> None:
     """Query a model on a benchmark, judge every answer, and report over-refusal vs toxic refusal.
 
+    Several --model, --system-prompt, --temperature or --judge values make an experiment: every model under
+    every variant, each cell a run folder tagged with its variant, extra judges re-judging the same answers
+    (no new requests), and one summary table at the end. --experiment FILE declares the same in YAML.
+
     Exit status: 0 when the run is complete (its numbers can be trusted), 1 when it is incomplete
     or failed (stopped early, more answers missing than --max-error-rate, or the backend unusable;
     the run folder is written with status "incomplete" and running the same command again
     continues it), 2 for bad usage or input.
     """
+    ctx = click.get_current_context()
+    for name in opts["judge_names"]:
+        judges.factory(name)  # an unknown judge is a usage error before anything loads
+    if opts["experiment"] is not None:
+        _run_sweep(load_experiment(opts["experiment"]), opts, ctx)
+        return
+    several = (len(opts["models"]), len(opts["system_prompts"]), len(opts["temperatures"]), len(opts["judge_names"]))
+    if max(several) > 1:
+        _run_sweep(_cli_experiment(opts, ctx), opts, ctx)
+        return
     backend_args = parse_kv(opts["backend_args"], "-B")
+    opts["model"] = opts["models"][0] if opts["models"] else None
     if opts["model"]:
         backend_args["model"] = opts["model"]
-    backend, backend_args, entry_params = resolve_backend(click.get_current_context(), opts, backend_args)
-    opts.update(entry_params)
+    backend, backend_args, entry_params = resolve_backend(ctx, opts, backend_args)
+    prompt = opts["system_prompts"][0] if opts["system_prompts"] else entry_params.get("system_prompt")
+    if prompt and prompt.startswith("@"):
+        prompt = read_prompt_file(Path(prompt[1:]))
+    temperature = opts["temperatures"][0] if opts["temperatures"] else entry_params.get("temperature", 0.0)
     params = GenerateParams(
-        system_prompt=opts["system_prompt"],
-        temperature=opts["temperature"],
-        max_tokens=opts["max_tokens"],
-        top_p=opts["top_p"],
-        seed=opts["seed"],
+        system_prompt=prompt or None,
+        temperature=temperature,
+        max_tokens=opts["max_tokens"] if opts["max_tokens"] is not None else entry_params.get("max_tokens"),
+        top_p=opts["top_p"] if opts["top_p"] is not None else entry_params.get("top_p"),
+        seed=entry_params.get("seed", opts["seed"]),
     )
-    if opts["samples"] > 1 and not opts["temperature"]:
-        click.echo(
-            f"warning: --samples {opts['samples']} at temperature 0: the answers will mostly be identical; "
-            "pass --temperature (e.g. 0.7)",
-            err=True,
-        )
-    judge_args = parse_kv(opts["judge_args"], "-J")
-    if opts["judge"] is not None:
-        judges.factory(opts["judge"])  # an unknown judge is a usage error before anything loads
+    _warn_samples(opts["samples"], temperature)
     result = run_api(
         benchmark=opts["benchmark"],
         backend=backend,
         backend_args=backend_args,
-        judge=opts["judge"],
-        judge_args=judge_args,
+        judge=opts["judge_names"][0] if opts["judge_names"] else None,
+        judge_args=parse_kv(opts["judge_args"], "-J"),
         params=params,
         samples=opts["samples"],
         cache=CachePolicy(refresh=opts["no_cache"], tag=opts["cache_tag"]),
@@ -131,6 +180,88 @@ def run(**opts: Any) -> None:
         click.echo("judge stages: " + ", ".join(f"{k} {v}" for k, v in stages.items()), err=True)
     if not result.complete:
         raise RunIncomplete(incomplete_line(result))
+
+
+def _warn_samples(samples: int, temperature: float | None) -> None:
+    if samples > 1 and not temperature:
+        click.echo(
+            f"warning: --samples {samples} at temperature 0: the answers will mostly be identical; "
+            "pass --temperature (e.g. 0.7)",
+            err=True,
+        )
+
+
+def _judge_specs(names: tuple[str | None, ...], raw_args: tuple[str, ...]) -> list[JudgeSpec]:
+    """Judges of a sweep; ``-J judge.key=value`` goes to that judge only, ``-J key=value`` to every judge."""
+    args = parse_kv(raw_args, "-J")
+    specs = []
+    for name in names:
+        mine = {k: v for k, v in args.items() if "." not in k or k.split(".", 1)[0] not in names}
+        mine.update({k.split(".", 1)[1]: v for k, v in args.items() if "." in k and k.split(".", 1)[0] == name})
+        specs.append(JudgeSpec(name=name, args=mine))
+    if len({s.name for s in specs}) != len(specs):
+        raise BadInputError("a --judge is given twice: give each judge once")
+    return specs
+
+
+def _cli_experiment(opts: dict[str, Any], ctx: click.Context) -> Experiment:
+    """The experiment several --model / --system-prompt / --temperature / --judge values describe."""
+    models = []
+    for name in opts["models"] or (None,):
+        backend_args = parse_kv(opts["backend_args"], "-B")
+        if name:
+            backend_args["model"] = name
+        backend, args, defaults = resolve_backend(ctx, {**opts, "model": name}, backend_args)
+        models.append(ModelSpec(name=name or backend, backend=backend, args=args, defaults=defaults))
+    given = {
+        k: opts[k]
+        for k in ("max_tokens", "top_p", "seed")
+        if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)
+    }
+    variants = sweep_variants(opts["system_prompts"], opts["temperatures"])
+    _warn_samples(opts["samples"], max((v.temperature or 0 for v in variants), default=0))
+    return Experiment(
+        models=models,
+        variants=variants,
+        benchmarks=[opts["benchmark"]],
+        judges=_judge_specs(opts["judge_names"] or (None,), opts["judge_args"]),
+        params=GenerateParams(**given),
+        name="sweep",
+        limit=opts["limit"],
+        samples=opts["samples"],
+        columns=column_map(opts),
+        hub_config=opts["hub_config"],
+        cache=CachePolicy(refresh=opts["no_cache"], tag=opts["cache_tag"]),
+        output_dir=opts["output_dir"],
+        max_error_rate=opts["max_error_rate"],
+    )
+
+
+def _run_sweep(experiment: Experiment, opts: dict[str, Any], ctx: click.Context) -> None:
+    """Run every cell, print the summary table (or JSON), and fail when a cell is incomplete."""
+    for name in ("limit", "output_dir", "max_error_rate", "samples"):
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
+            setattr(experiment, name, opts[name])
+    cells = len(experiment.models) * len(experiment.variants) * len(experiment.benchmarks) * len(experiment.judges)
+    click.echo(f"experiment {experiment.name}: {cells} cells", err=True)
+
+    def finished(result: RunResult) -> None:
+        info = result.summary.run
+        tag = " · ".join(t for t in (info.model, info.variant, info.judge) if t)
+        click.echo(f"  done: {tag} on {info.benchmark} ({result.summary.status}) -> {result.run_dir}", err=True)
+
+    outcome = run_experiment(experiment, progress=not opts["no_progress"], on_cell=finished)
+    if opts["as_json"]:
+        click.echo("[" + ",\n".join(r.summary.model_dump_json(indent=2) for r in outcome.results) + "]")
+    else:
+        print_experiment(outcome)
+    incomplete = [r for r in outcome.results if not r.complete]
+    if incomplete:
+        first = incomplete[0]
+        raise RunIncomplete(
+            f"{len(incomplete)} of {len(outcome.results)} cells are incomplete; the first: {first.summary.run.model}"
+            f"{' (' + first.summary.run.variant + ')' if first.summary.run.variant else ''}: {incomplete_line(first)}"
+        )
 
 
 def incomplete_line(result: RunResult) -> str:

@@ -185,23 +185,27 @@ def aggregate(runs: Sequence[RunFolder], on_run: Callable[[], None] | None = Non
 
 
 def find_cell(cells: Sequence[Cell], name: str, option: str = "--pair") -> Cell:
-    """The cell ``name`` designates: its full label, its model (when that model has one cell), else unique parts.
+    """The cell ``name`` designates (see :func:`match_name`)."""
+    return cells[match_name([c.label for c in cells], [c.model for c in cells], name, option)]
 
-    Parts are words that all occur in one cell's label (``qwen helpful`` or ``qwen · helpful`` for
-    ``qwen2.5-coder-0.5b-instruct · helpful``).
 
-    A name matching several cells or none is a usage error that lists the cells.
+def match_name(labels: Sequence[str], models: Sequence[str], name: str, option: str) -> int:
+    """Index of the label ``name`` designates: the full label, its model (when that model has one label), else parts.
+
+    Parts are words that all occur in one label (``qwen helpful`` or ``qwen · helpful`` for
+    ``qwen2.5-coder-0.5b-instruct · helpful``). A name matching several labels or none is a usage error that
+    lists them.
     """
-    for exact in ([c for c in cells if c.label == name], [c for c in cells if c.model == name]):
+    for exact in ([i for i, x in enumerate(labels) if x == name], [i for i, m in enumerate(models) if m == name]):
         if len(exact) == 1:
             return exact[0]
         if len(exact) > 1:
             break
     words = [w for w in name.lower().replace("\u00b7", " ").split() if w]
-    matches = [c for c in cells if words and all(w in c.label.lower() for w in words)]
+    matches = [i for i, x in enumerate(labels) if words and all(w in x.lower() for w in words)]
     if len(matches) == 1:
         return matches[0]
-    listed = "; ".join(c.label for c in (matches or cells))
+    listed = "; ".join(labels[i] for i in matches) if matches else "; ".join(labels)
     if matches:
         raise BadInputError(f"{option} {name!r} matches several cells ({listed}): give more of the name")
     raise BadInputError(f"{option} {name!r} is not among the runs' cells ({listed}): give part of one of these names")
