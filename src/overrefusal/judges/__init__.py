@@ -12,6 +12,7 @@ judges.add("llm", "overrefusal.judges.llm:LLMJudge")
 judges.add("vote", "overrefusal.judges.ensemble:VoteJudge")
 judges.add("cascade", "overrefusal.judges.ensemble:CascadeJudge")
 judges.add("image-outcome", "overrefusal.judges.image_outcome:ImageOutcomeJudge")
+judges.add("orbench", "overrefusal.judges.orbench:OrBenchJudge")
 
 DEFAULT_JUDGE = "classifier"
 """The judge ``run`` uses when none is given."""
