@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from overrefusal import model_config
+from overrefusal.backends import backends
 from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
 from overrefusal.cached_model import CachePolicy
 from overrefusal.errors import BadInputError
@@ -321,11 +322,17 @@ async def arun_experiment(
                 if on_cell is not None:
                     on_cell(result)
 
+    for model in experiment.models:  # a misspelt backend fails now, not after the other lanes ran for an hour
+        backends.factory(model.backend)
     try:
-        await asyncio.gather(*(lane(group) for group in by_endpoint.values()))
+        # every lane runs to its end even when another fails: the store stays open until all are done
+        ended = await asyncio.gather(*(lane(group) for group in by_endpoint.values()), return_exceptions=True)
     finally:
         if own_store:
             the_store.close()
+    failed = [e for e in ended if isinstance(e, BaseException)]
+    if failed:
+        raise failed[0]
     return ExperimentResult([r for index in sorted(done) for r in done[index]])
 
 
