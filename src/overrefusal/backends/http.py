@@ -208,15 +208,21 @@ def backoff_delay(
 class RateLimiter:
     """Spaces request starts evenly to at most ``rpm`` per minute (no bursts)."""
 
-    def __init__(self, rpm: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """Create a limiter of ``rpm`` requests per minute."""
+    def __init__(
+        self,
+        rpm: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create a limiter of ``rpm`` requests per minute (``sleep`` and ``clock``: tests pass fakes)."""
         self._interval = 60.0 / rpm
         self._next = 0.0
         self._sleep = sleep
+        self._clock = clock
 
     async def wait(self) -> None:
         """Return when the next request may start."""
-        now = time.monotonic()
+        now = self._clock()
         start = max(now, self._next)
         self._next = start + self._interval
         if start > now:
@@ -316,6 +322,7 @@ class HttpTransport:
         secret: the API key, masked in every error message and answer.
         key_hint: how the user supplies the key, for the message on HTTP 401.
         sleep: the sleep function (tests pass a recorder).
+        clock: the monotonic clock of the ``--rpm`` limiter (tests pass a fake one).
         models_path: path (after the base URL) listing the served models, named on HTTP 404.
         auth_names: the headers in ``headers`` that carry credentials.
     """
@@ -329,6 +336,7 @@ class HttpTransport:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         models_path: str = "/models",
         auth_names: Sequence[str] = ("Authorization", "x-api-key"),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Prepare the transport; the connection pool opens on first use, inside the running loop."""
         self.settings = settings
@@ -343,7 +351,7 @@ class HttpTransport:
         self._key_hint = key_hint
         self._sleep = sleep
         self._models_path = models_path
-        self._limiter = RateLimiter(settings.rpm, sleep) if settings.rpm else None
+        self._limiter = RateLimiter(settings.rpm, sleep, clock) if settings.rpm else None
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[int, str], URL] = {}
         self._origins = {URL(u).origin() for u in settings.base_urls}
