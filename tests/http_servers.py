@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import socket
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +26,18 @@ FAULTS = ("http_500", "http_429", "reset", "malformed", "timeout")
 
 FAULT_MIX = {"http_500": 0.10, "http_429": 0.05, "reset": 0.02, "malformed": 0.01, "timeout": 0.01}
 """The acceptance mix: 10% HTTP 500, 5% 429 with Retry-After, 2% resets, 1% malformed JSON, 1% timeouts."""
+
+
+@contextlib.contextmanager
+def dead_url() -> Iterator[str]:
+    """A base URL where every connection is refused, for as long as the block runs.
+
+    The port stays bound (but never listens), so no other process can take it meanwhile: a port
+    found free and then released could be reused by anything before the test connects.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
 
 
 def default_reply(text: str) -> tuple[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -15,14 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from http_servers import FAULT_MIX, ScriptedServer
+from http_servers import FAULT_MIX, ScriptedServer, dead_url
 from overrefusal import run
 from overrefusal.backends import backends
 from overrefusal.backends.anthropic import AnthropicBackend
 from overrefusal.backends.http import (
     HttpSettings,
     HttpTransport,
-    RateLimiter,
     backoff_delay,
     normalise_base_urls,
     parse_retry_after,
@@ -36,7 +34,7 @@ from overrefusal.records import GenerateParams, Prompt, Query
 from overrefusal.store import Store
 
 FAST = {"backoff_s": 0.001, "timeout_s": 10.0}
-FAULTY = {"backoff_s": 0.001, "timeout_s": 1.0}  # the server's timeout fault sleeps 1.5 s
+FAULTY = {"backoff_s": 0.001, "timeout_s": 4.0}  # the server's timeout fault sleeps 6 s: a slow answer is no timeout
 
 
 def bench(n: int, prefix: str = "prompt") -> Benchmark:
@@ -51,12 +49,6 @@ def bench(n: int, prefix: str = "prompt") -> Benchmark:
 def server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as s:
         yield s
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # pure helpers ------------------------------------------------------------------------------
@@ -78,19 +70,6 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     # requests told to wait the same time are spread over a tenth of it
     assert backoff_delay(0, 0.1, 60, retry_after=10.0, rand=lambda: 1.0) == pytest.approx(11.005)
     assert backoff_delay(10_000, 1.0, 60, rand=lambda: 1.0) == 60.0  # no overflow
-
-
-async def test_rate_limiter_spaces_requests() -> None:
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-
-    limiter = RateLimiter(rpm=600, sleep=sleep)  # one every 0.1 s
-    for _ in range(4):
-        await limiter.wait()
-    assert len(slept) == 3
-    assert slept[-1] == pytest.approx(0.3, abs=0.05)
 
 
 def test_base_urls_are_validated() -> None:
@@ -165,7 +144,7 @@ def test_concurrency_is_capped_and_reached_as_soon_as_the_server_answers(store: 
 
 def test_fault_mix_completes_and_failures_are_unjudged_errors(tmp_path: Path, store: Store) -> None:
     n = 300
-    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=1.5, seed=1) as srv:
+    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=6.0, seed=1) as srv:
         # one retry only, so that some requests finally fail
         backend = OpenAIBackend(model="m", base_url=srv.openai_url, max_retries=1, **FAULTY)
         result = run(bench(n), backend, output_dir=tmp_path, store=store, progress=False)
@@ -190,7 +169,7 @@ def test_fault_mix_completes_and_failures_are_unjudged_errors(tmp_path: Path, st
     assert not judged & {o.response.key for o in errors if o.response}
 
     # with enough retries the same run completes: only the failed prompts are sent again
-    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=1.5, seed=2) as srv2:
+    with ScriptedServer(faults=FAULT_MIX, timeout_sleep_s=6.0, seed=2) as srv2:
         backend = OpenAIBackend(model="m", base_url=srv2.openai_url, max_retries=8, **FAULTY)
         again = run(bench(n), backend, output_dir=None, store=store, progress=False)
     assert all(o.response is not None and o.response.ok for o in again.outcomes)
@@ -205,8 +184,7 @@ def test_many_base_urls_share_load_and_survive_one_down(store: Store) -> None:
         assert sum(a.successes.values()) > 5 and sum(b.successes.values()) > 5
         assert sum(a.successes.values()) + sum(b.successes.values()) == 40
 
-    dead = f"http://127.0.0.1:{free_port()}/v1"
-    with ScriptedServer() as live:
+    with dead_url() as dead, ScriptedServer() as live:
         backend = OpenAIBackend(model="m", base_url=[dead, live.openai_url], max_retries=3, **FAST)
         result = run(bench(40, "other"), backend, output_dir=None, store=store, progress=False)
     assert all(o.response is not None and o.response.ok for o in result.outcomes)
@@ -214,8 +192,9 @@ def test_many_base_urls_share_load_and_survive_one_down(store: Store) -> None:
 
 
 def test_all_endpoints_down_gives_connection_errors(store: Store) -> None:
-    backend = OpenAIBackend(model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, **FAST)
-    result = run(bench(4), backend, output_dir=None, store=store, progress=False)
+    with dead_url() as dead:
+        backend = OpenAIBackend(model="m", base_url=dead, max_retries=1, **FAST)
+        result = run(bench(4), backend, output_dir=None, store=store, progress=False)
     assert {o.response.error.kind for o in result.outcomes if o.response and o.response.error} == {"connection"}
     assert all(o.verdict is None for o in result.outcomes)
 
@@ -342,8 +321,8 @@ def test_planted_key_never_reaches_files_or_logs(
 
     data = tmp_path / "bench.csv"
     data.write_text("prompt,category,label\n" + "".join(f"question {i},privacy,benign\n" for i in range(20)))
-    dead = f"http://127.0.0.1:{free_port()}/v1"
     with (
+        dead_url() as dead,
         ScriptedServer(faults={"http_500": 0.3, "http_429": 0.1}, reply=echo_reply) as srv,
         ScriptedServer(error_status=500) as echo,
     ):

@@ -37,7 +37,9 @@ def test_kill_9_then_rerun_sends_each_prompt_exactly_once(tmp_path: Path) -> Non
     data.write_text("prompt,category,label\n" + "".join(f"{t},violence,benign\n" for t in texts))
     home = tmp_path / "home"
     env = {**os.environ, "OVERREFUSAL_HOME": str(home)}
-    kill_after = random.randint(3, n - 5)  # a random point of the run
+    # a random point of the run, reproducible: pytest-randomly seeds `random` per test and prints the seed
+    kill_after = random.randint(3, n - 5)
+    print(f"killing after {kill_after} answers (reproduce with the -p randomly seed printed at the top)")
     with ScriptedServer(latency_s=0.002, hold_after=kill_after) as server:
         url = server.openai_url
         cmd = [str(CLI), "run", "-b", str(data), "--base-url", url, "--model", "m", "--concurrency", "8"]

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner, Result
 
-from http_servers import ScriptedServer
+from http_servers import ScriptedServer, dead_url
 from overrefusal.cli import cli
 from overrefusal.records import Response
 from overrefusal.store import Store
@@ -34,12 +34,6 @@ def bench_file(tmp_path: Path, n: int, tag: str = "") -> Path:
     rows = [f"how do I stop service number {i}?,{cats[i % 3]},{'benign' if i % 4 else 'toxic'}" for i in range(n)]
     path.write_text("prompt,category,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def invoke(tmp_path: Path, url: str, *extra: str, n: int = 30, model: str = "m") -> Result:
@@ -139,9 +133,9 @@ def test_retry_after_within_the_cap_is_waited_for(tmp_path: Path) -> None:
 
 # the circuit breaker -------------------------------------------------------------------------
 def test_server_down_from_the_start_gives_up_quickly(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
     started = time.monotonic()
-    result = invoke(tmp_path, url, "--give-up-after", "0.5", n=1000)
+    with dead_url() as url:
+        result = invoke(tmp_path, url, "--give-up-after", "0.5", n=1000)
     assert time.monotonic() - started < 15
     assert result.exit_code == 1
     line = error_line(result)

@@ -16,6 +16,7 @@ from overrefusal.backends.openai_compat import OpenAIBackend
 from overrefusal.benchmarks import Benchmark
 from overrefusal.records import GenerateParams, Prompt, Query
 from overrefusal.store import Store
+from waits import read_line
 
 pytest.importorskip("xllamacpp")
 pytestmark = pytest.mark.embedded
@@ -29,7 +30,7 @@ def test_serve_model_over_http_matches_in_process(tmp_path: Path, store: Store) 
     )
     try:
         assert server.stdout is not None
-        url = server.stdout.readline().strip()
+        url = read_line(server.stdout).strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), server.stderr
         with urllib.request.urlopen(url + "/models", timeout=10) as answer:  # noqa: S310 - loopback
             name = json.load(answer)["data"][0]["id"]

@@ -14,6 +14,7 @@ from overrefusal.viewer.data import ViewerData
 from overrefusal.viewer.gold import GoldFile
 from overrefusal.viewer.server import CSP, TOKEN, TOKEN_HEADER, build_app, start
 from run_factory import XSS_IMG, XSS_SCRIPT, make_run
+from waits import read_line
 
 XSTEST_COLUMNS = ["id", "type", "prompt", "completion", "final_label"]
 
@@ -174,7 +175,7 @@ def test_cli_view_serves_on_a_free_local_port(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(cli), "view", str(run)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = read_line(proc.stdout, 60)
         assert line.startswith("serving http://127.0.0.1:"), line
         url = line.split()[1]
         with urllib.request.urlopen(url + "api/meta", timeout=10) as res:
