@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from http_servers import ScriptedServer
-from overrefusal.backends.http import HttpSettings, HttpTransport, RateLimiter
+from overrefusal.backends.http import HttpSettings, HttpTransport
+from overrefusal.backends.retry import RateLimiter
 from overrefusal.generation.dedup import dedup_texts
 from overrefusal.generation.neardup import near_duplicates
 from overrefusal.generation.votes import decide

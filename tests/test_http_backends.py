@@ -18,14 +18,9 @@ from http_servers import FAULT_MIX, ScriptedServer, dead_url
 from overrefusal import run
 from overrefusal.backends import backends
 from overrefusal.backends.anthropic import AnthropicBackend
-from overrefusal.backends.http import (
-    HttpSettings,
-    HttpTransport,
-    backoff_delay,
-    normalise_base_urls,
-    parse_retry_after,
-)
+from overrefusal.backends.http import HttpSettings, HttpTransport, normalise_base_urls
 from overrefusal.backends.openai_compat import OpenAIBackend
+from overrefusal.backends.retry import backoff_delay, parse_retry_after
 from overrefusal.benchmarks import Benchmark
 from overrefusal.cached_model import CachedModel
 from overrefusal.cli import cli
