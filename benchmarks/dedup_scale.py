@@ -4,7 +4,8 @@ Prompts are built from random words of the MiniLM vocabulary, so distinct prompt
 a known share of them are planted near-duplicates of an earlier prompt (the same words with
 light edits: casing, a polite prefix or suffix, changed punctuation). The script reports how
 many planted duplicates were found, how many other prompts were dropped, and on its last line
-``seconds=<s> peak_gb=<g>`` (targets: s <= 300, g <= 4).
+``seconds=<s> peak_gb=<g>`` (targets: s <= 300, g <= 4). It exits 1 when the dedup itself was wrong
+(under 99% of the planted duplicates found, or over 1% of the other prompts dropped).
 
     python benchmarks/dedup_scale.py [--n 80000] [--share 0.1] [--threshold 0.9] [--threads 2]
 """
@@ -64,7 +65,13 @@ def synthetic(n: int, share: float, seed: int = 0) -> tuple[list[str], dict[int,
     return texts, planted
 
 
-def main() -> None:
+MIN_RECALL = 0.99
+"""Share of planted near-duplicates the dedup must find (the script exits 1 below it)."""
+MAX_OTHER_DROPPED = 0.01
+"""Share of all prompts that may be dropped without being planted (distinct synthetic prompts can collide)."""
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=80_000)
     parser.add_argument("--share", type=float, default=0.1, help="share of planted near-duplicates")
@@ -97,7 +104,13 @@ def main() -> None:
         f"threshold={args.threshold} threads={args.threads} load_avg_1m={os.getloadavg()[0]:.2f}"
     )
     print(f"seconds={seconds:.1f} peak_gb={peak_gb:.2f}")
+    # the figures mean nothing if the dedup was wrong: every planted duplicate found, few others dropped
+    recall = found / max(1, len(planted))
+    if recall < MIN_RECALL or extra > MAX_OTHER_DROPPED * len(texts):
+        print(f"error: recall {recall:.4f} < {MIN_RECALL} or {extra} unplanted prompts dropped", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

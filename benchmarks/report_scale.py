@@ -3,7 +3,9 @@
 Synthesises run folders in the format ``write_run_dir`` writes (in a temporary folder), then times
 ``overrefusal report`` end to end in a fresh process (target <= 60 s), checks the page stays small, loads it in
 headless Chromium (when installed) until the three figures are drawn, and times the viewer's index build and
-one filtered page. The last line is ``seconds=<report s> html_mb=<size> ratio=<seconds/60>``.
+one filtered page. The last line is ``seconds=<report s> html_mb=<size> ratio=<seconds/60>``; the script
+exits 1 when the output is wrong (a model missing from the page, the page over 10 MB, the viewer
+indexing another number of rows or serving short pages).
 
     python benchmarks/report_scale.py [--models 10] [--responses 80000] [--toxic 5000]
 """
@@ -163,7 +165,7 @@ def browser_draw_seconds(page_path: Path) -> float | None:
     return seconds
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--responses", type=int, default=80_000)
@@ -186,7 +188,13 @@ def main() -> None:
         seconds = time.perf_counter() - started
         html_mb = out.stat().st_size / 1e6
         print(f"report: {seconds:.1f}s end to end, {html_mb:.2f} MB")
-        assert html_mb < 10, "the page must hold aggregates only"
+        problems = []
+        if html_mb >= 10:
+            problems.append(f"the page is {html_mb:.1f} MB: it must hold aggregates only")
+        html = out.read_text(encoding="utf-8")
+        missing = [f"model-{m:02d}" for m in range(args.models) if f"model-{m:02d}" not in html]
+        if missing:
+            problems.append(f"models missing from the page: {', '.join(missing)}")
 
         drawn = browser_draw_seconds(out)
         print("browser: chromium not available" if drawn is None else f"browser: figures drawn in {drawn:.1f}s")
@@ -194,6 +202,8 @@ def main() -> None:
         started = time.perf_counter()
         data = ViewerData(load_runs(folders), GoldFile(root / "gold.csv"))
         print(f"viewer: indexed {len(data.rows)} rows in {time.perf_counter() - started:.1f}s")
+        if len(data.rows) != args.models * args.responses:
+            problems.append(f"the viewer indexed {len(data.rows)} rows, not {args.models * args.responses}")
         started = time.perf_counter()
         page = data.query(
             {"model": "model-07", "category": "privacy", "label": "benign", "verdict": "full_refusal"},
@@ -208,8 +218,13 @@ def main() -> None:
             f"viewer: filtered page of {len(page['rows'])}/{page['total']} in {1000 * filtered:.0f} ms, "
             f"deep unfiltered page of {len(everything['rows'])}/{everything['total']} in {1000 * unfiltered:.0f} ms"
         )
+        if not page["total"] or len(everything["rows"]) != 50 or everything["total"] != len(data.rows):
+            problems.append("the viewer's pages are short or its totals wrong")
     print(f"seconds={seconds:.2f} html_mb={html_mb:.2f} ratio={seconds / TARGET_S:.3f}")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
