@@ -20,18 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from overrefusal.errors import BadInputError
 from overrefusal.judges.agreement import Agreement, agreement
-from overrefusal.judges.classifier import cascade, keyword_decision
-from overrefusal.judges.features import is_english
-from overrefusal.judges.gold import GoldSet, load_sources
+from overrefusal.judges.gold import load_sources
 from overrefusal.judges.keywords import KeywordJudge
-from overrefusal.judges.training import TrainSet, builtin_sets, cached_features, fit, labelled
+from overrefusal.judges.validation import leave_one_source_out
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_BINARY, TARGET_KAPPA = 0.93, 0.85
@@ -66,43 +63,12 @@ def main() -> int:
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    authored = builtin_sets()[0].gold
-    everything = GoldSet.concat([*sources.values(), authored])
-    x_all = cached_features(everything, args.cache, log=print)
-    english = np.asarray([is_english(i.response.text) for i in everything.items])
-    groups = np.asarray(everything.groups)
     keywords = KeywordJudge()
     rows = []
-    for name, held in sources.items():
-        start = time.perf_counter()
-        train_rows = np.flatnonzero((groups != name) & english)
-        gold_train = everything.subset([int(i) for i in train_rows])
-        model = fit(labelled([TrainSet(gold_train)], x_all.rows(train_rows)))
-        test_rows = np.flatnonzero(groups == name)
-        decisions = {}
-        eng = [int(i) for i in test_rows if english[i]]
-        if eng:
-            part = x_all.rows(np.asarray(eng))
-            decisions.update(zip(eng, cascade(model, part.fast, lambda r, p=part: p.read[r]), strict=True))
-        for i in test_rows:
-            if not english[i]:
-                decisions[int(i)] = keyword_decision(model, everything.items[i].response.text)
-        predicted = [
-            decisions[int(i)].label if held.items[k].response.text.strip() else "unscored"
-            for k, i in enumerate(test_rows)
-        ]
-        stages: dict[str, int] = {}
-        for i in test_rows:
-            stages[decisions[int(i)].stage] = stages.get(decisions[int(i)].stage, 0) + 1
-        kw = [keywords.judge_one(item).label for item in held.items]
-        a, k = agreement(held.labels, predicted), agreement(held.labels, kw)
-        rows.append(row(name, a, k, held.three_class, stages))
-        print(
-            f"  {name}: binary {fmt(a.binary_accuracy)} kappa {fmt(a.kappa)} (C={model.meta['c']}, "
-            f"cascade {model.low}/{model.high}, thresholds {model.threshold}/{model.partial_threshold}, "
-            f"{time.perf_counter() - start:.0f}s)",
-            flush=True,
-        )
+    for score in leave_one_source_out(sources, args.cache, log=print):
+        held = sources[score.source]
+        kw = agreement(held.labels, [keywords.judge_one(item).label for item in held.items])
+        rows.append(row(score.source, score.agreement, kw, score.three_class, score.stages))
     header = ("source", "n", "binary", "kappa", "3-class", "partial recall", "keywords binary", "keywords kappa")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
