@@ -81,7 +81,10 @@ def near_duplicates(embeddings: Matrix, threshold: float, block_size: int = 1024
 def nearest(
     embeddings: Matrix, others: Matrix, block_size: int = 1024
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """For each row of ``embeddings``: the best cosine to ``others`` and its index (-1 when empty)."""
+    """For each row of ``embeddings``: the best cosine to ``others`` and its index (-2.0 and -1 when empty).
+
+    On equal cosines the first row of ``others`` wins; cosines are computed in float32 whatever the input.
+    """
     n = len(embeddings)
     best = np.full(n, -2.0, dtype=np.float32)
     where = np.full(n, -1, dtype=np.int64)
