@@ -53,10 +53,10 @@ def main() -> int:
             status = status_by_exit_code[code]
             if status == "not checked":
                 unchecked += 1
-            if key in listed:
-                counts[module]["equivalent"] += 1
-            elif status in KILLED:
+            if status in KILLED:
                 counts[module]["killed"] += 1
+            elif key in listed:
+                counts[module]["equivalent"] += 1
             else:
                 counts[module]["survived"] += 1
                 survivors.append(f"{key}  ({status})")

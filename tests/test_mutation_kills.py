@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
-from overrefusal.backends.retry import Endpoints
+from overrefusal.backends.retry import Endpoints, RateLimiter, backoff_delay, parse_retry_after
 from overrefusal.generation.neardup import near_duplicates, nearest
+from overrefusal.generation.votes import decide
+from overrefusal.judges.agreement import agreement
 
 
 class Clock:
@@ -101,3 +105,107 @@ def test_nearest_breaks_ties_by_the_first_row_across_chunks(monkeypatch: pytest.
     assert where.tolist()[:2] == [1, 4]  # the first of two equal matches (rows 1 and 3, in different chunks)
     assert best[0] == pytest.approx(1.0) and best[1] == pytest.approx(1.0)
     assert best[2] == pytest.approx(0.0)
+
+
+# the retry and limit policy --------------------------------------------------------------------------
+def test_retry_after_values_are_taken_as_given() -> None:
+    assert parse_retry_after({"Retry-After": "0"}) == 0.0
+    assert parse_retry_after({"Retry-After": "0.5"}) == 0.5
+    assert parse_retry_after({"Retry-After": "-3"}) == 0.0
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
+
+
+def test_backoff_defaults_and_bounds() -> None:
+    assert backoff_delay(0, 0.1, 600, retry_after=100, rand=lambda: 0.0) == 60.0  # Retry-After capped at 60 s
+    assert backoff_delay(40, 1.0, 1e12, rand=lambda: 1.0) == 2.0**30  # the exponent stops growing at 30
+
+
+async def test_the_limiter_lets_the_first_request_go_at_once_even_at_time_zero() -> None:
+    clock = Clock()
+    clock.now = 0.0
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = RateLimiter(rpm=60, sleep=sleep, clock=clock)
+    await limiter.wait()
+    assert slept == []
+
+
+def test_endpoints_work_from_time_zero_and_default_to_five_failures() -> None:
+    clock = Clock()
+    clock.now = 0.0
+    ends = Endpoints(["a", "b"], cooldown_s=10.0, clock=clock)
+    assert [ends.pick() for _ in range(3)] == [0, 1, 0]
+    ends.failed(1, sent=0.0)
+    ends.succeeded(1)
+    assert [ends.pick() for _ in range(2)] == [1, 0]  # b is back at once
+    for _ in range(4):
+        ends.failed(0, sent=0.0, avoid=False)
+        ends.failed(1, sent=0.0, avoid=False)
+    assert ends.down_for(1.0) == 0.0
+    ends.failed(0, sent=0.0, avoid=False)
+    ends.failed(1, sent=0.0, avoid=False)
+    assert ends.down_for(1.0) == 1.0
+
+
+def test_a_base_url_going_down_is_logged_once_per_cooldown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="overrefusal.http")
+    clock = Clock()
+    ends = Endpoints(["a", "b"], cooldown_s=10.0, clock=clock)
+    ends.failed(0, sent=100.0)
+    ends.failed(0, sent=100.0)  # still in its cooldown: no second line
+    clock.now = 110.0  # the cooldown ends exactly now: down again, logged again
+    ends.failed(0, sent=110.0)
+    assert [r.getMessage() for r in caplog.records] == ["a is not answering; using the other base URLs for a while"] * 2
+    caplog.clear()
+    single = Endpoints(["only"], cooldown_s=10.0, clock=clock)
+    single.failed(0, sent=110.0)
+    assert caplog.records == []  # nothing else to use: nothing to say
+
+
+# agreement with human labels -------------------------------------------------------------------------
+def test_per_class_scores_and_confusion_are_scikit_learns() -> None:
+    import random
+
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    rng = random.Random(5)
+    labels = ["full_refusal", "partial_refusal", "compliance"]
+    gold = [rng.choice(labels) for _ in range(300)]
+    predicted = [g if rng.random() < 0.6 else rng.choice([*labels, "unscored"]) for g in gold]
+    result = agreement(gold, predicted)  # type: ignore[arg-type]
+    scored = [(g, p) for g, p in zip(gold, predicted, strict=True) if p != "unscored"]
+    precision, recall, _, _ = precision_recall_fscore_support(
+        [g for g, _ in scored], [p for _, p in scored], labels=labels, zero_division=0
+    )
+    for i, c in enumerate(labels):
+        assert result.classes[c].precision == pytest.approx(precision[i])
+        assert result.classes[c].recall == pytest.approx(recall[i])
+        assert result.classes[c].support == gold.count(c)
+    matrix = confusion_matrix(gold, predicted, labels=[*labels, "unscored"])
+    for i, g in enumerate(labels):
+        for j, p in enumerate([*labels, "unscored"]):
+            assert result.confusion[g][p] == matrix[i][j]
+    assert result.binary_accuracy_all == pytest.approx(
+        sum((g != "compliance") == (p != "compliance") for g, p in scored) / len(gold)
+    )
+    assert result.scored == len(scored) and result.n == len(gold)
+
+
+def test_agreement_edge_cases() -> None:
+    with pytest.raises(ValueError, match="2 gold labels but 1 verdicts"):
+        agreement(["compliance", "compliance"], ["compliance"])
+    empty = agreement(["compliance"], ["unscored"])
+    assert empty.binary_accuracy is None and empty.three_class_accuracy is None and empty.binary_accuracy_all == 0.0
+    assert empty.classes["compliance"].precision is None and empty.classes["compliance"].recall is None
+    # judge and gold all refusals: kappa is 1 when they agree, 0 when the judge says compliance throughout
+    assert agreement(["full_refusal"] * 3, ["full_refusal"] * 3).kappa == 1.0
+    assert agreement(["full_refusal"] * 3, ["partial_refusal"] * 3).kappa == 1.0  # binary: both refusals
+    assert agreement(["compliance"] * 2 + ["full_refusal"], ["compliance"] * 3).kappa == pytest.approx(0.0, abs=1e-12)
+
+
+def test_an_unknown_vote_rule_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown vote rule 'most'"):
+        decide(["benign"], "most")  # type: ignore[arg-type]
