@@ -1,5 +1,7 @@
 """Every published figure checked against a reference implementation (scipy, statsmodels, scikit-learn).
 
+McNemar, Holm and the paired bootstrap are checked in ``test_paired_stats.py``.
+
 Asymmetric and extreme values on purpose: a Wilson interval centred on p instead of the Wilson
 centre agrees with the reference at 5/10 and nowhere else.
 """
@@ -11,12 +13,12 @@ import itertools
 import pytest
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
 from overrefusal.judges.agreement import agreement
 from overrefusal.metrics import Z95, clustered_interval, wilson_interval
-from overrefusal.report.compare import ModelAgg, mcnemar, spearman
+from overrefusal.report.cells import Cell
+from overrefusal.report.compare import spearman
 
 WILSON_CASES = [(0, 1), (1, 1), (0, 10), (1, 10), (9, 10), (10, 10), (3, 7), (1, 1000), (999, 1000), (17, 40)]
 
@@ -53,35 +55,6 @@ def test_clustered_interval_is_wilson_with_one_answer_per_prompt() -> None:
     assert clustered_interval(10, 3.0, 3.0, 50) == pytest.approx(wilson_interval(3, 10), abs=1e-12)
 
 
-def _agg(name: str, refused: list[bool], label: str = "benign") -> ModelAgg:
-    agg = ModelAgg(model=name, runs=[])
-    agg.outcomes = {f"bench\x00{label}\x00p{i}": (r, 0, 0) for i, r in enumerate(refused)}
-    return agg
-
-
-@pytest.mark.parametrize(
-    ("both", "only_a", "only_b", "neither"), [(5, 9, 2, 30), (0, 1, 0, 4), (3, 0, 0, 3), (2, 20, 11, 1)]
-)
-def test_mcnemar_is_statsmodels_exact_and_corrected(both: int, only_a: int, only_b: int, neither: int) -> None:
-    a = [True] * both + [True] * only_a + [False] * only_b + [False] * neither
-    b = [True] * both + [False] * only_a + [True] * only_b + [False] * neither
-    result = mcnemar(_agg("A", a), _agg("B", b), "benign")
-    table = [[both, only_a], [only_b, neither]]
-    assert (result.n, result.both, result.b, result.c, result.neither) == (len(a), both, only_a, only_b, neither)
-    assert result.p_value == pytest.approx(sm_mcnemar(table, exact=True).pvalue, abs=1e-12)
-    if only_a + only_b:
-        corrected = sm_mcnemar(table, exact=False, correction=True)
-        assert result.statistic == pytest.approx(corrected.statistic, abs=1e-12)
-
-
-def test_mcnemar_pairs_only_prompts_of_the_label_both_answered() -> None:
-    a = _agg("A", [True, True, False])
-    b = _agg("B", [False, True])  # prompt p2 not answered by B
-    a.outcomes["bench\x00toxic\x00p0"] = (True, 0, 0)
-    result = mcnemar(a, b, "benign")
-    assert (result.n, result.b, result.c) == (2, 1, 0)
-
-
 def test_spearman_is_scipys() -> None:
     from overrefusal.metrics import RateStat
 
@@ -95,7 +68,7 @@ def test_spearman_is_scipys() -> None:
     xs, ys = [0.10, 0.30, 0.20, 0.50, 0.45], [0.60, 0.90, 0.70, 0.85, 0.95]
     models = []
     for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        agg = ModelAgg(model=f"m{i}", runs=[])
+        agg = Cell(model=f"m{i}", variant=None, judge="keywords", runs=[])
         agg.over_refusal, agg.toxic_refusal = stat(x), stat(y)
         models.append(agg)
     result = spearman(models, None)
