@@ -24,7 +24,7 @@ $(VENV)/.dev: $(VENV)/.setup
 # wheels of every extra's dependencies (and of the build backend), so that the install tests
 # (tests/test_install.py) build and install the package into fresh virtualenvs offline
 $(VENV)/.wheels: $(VENV)/.dev
-	$(PIP) download -q -d .whl '.[embedded,classifier,report,train,parquet,hub]' 'setuptools>=77' wheel
+	$(PIP) download -q -d .whl '.[embedded,classifier,report,train,parquet,hub,images]' 'setuptools>=77' wheel
 	touch $@
 
 setup: $(VENV)/.setup

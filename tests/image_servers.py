@@ -15,15 +15,15 @@ image is red and otherwise names the colour it saw, so an answer proves which by
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
-import threading
 from typing import Any
 
 from aiohttp import web
 from PIL import Image
+
+from http_servers import ScriptedServer
 
 REFUSAL = "I'm sorry, but I can't help with that."
 COLOURS = {(255, 0, 0): "red", (0, 128, 0): "green", (0, 0, 255): "blue", (255, 255, 0): "yellow"}
@@ -50,28 +50,24 @@ def _bad(message: str) -> web.Response:
     return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=400)
 
 
-class VisionServer:
-    """Checks the images it receives and answers by their colour; generates images on request."""
+class VisionServer(ScriptedServer):
+    """Checks the images it receives and answers by their colour; generates images on request.
+
+    Its lifecycle (a background thread, ``with`` blocks) is :class:`ScriptedServer`'s; only the routes differ.
+    """
 
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[bytes] = []
         """The image bytes of every chat request, decoded from what came over the wire."""
         self.texts: list[str] = []
         self.generated: dict[str, bytes] = {}
         """Prompt -> the PNG sent back for it."""
         self.generation_requests: list[dict[str, Any]] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def anthropic_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.openai_url
 
     def _answer(self, data: bytes | None, text: str) -> str:
         self.texts.append(text)
@@ -170,40 +166,3 @@ class VisionServer:
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/images/generations", self._generate)
         return app
-
-    def start(self) -> VisionServer:
-        ready = threading.Event()
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-
-            async def up() -> None:
-                self._runner = web.AppRunner(self.app(), access_log=None)
-                await self._runner.setup()
-                site = web.TCPSite(self._runner, "127.0.0.1", 0)
-                await site.start()
-                self.port = self._runner.addresses[0][1]
-
-            loop.run_until_complete(up())
-            ready.set()
-            loop.run_forever()
-            assert self._runner is not None
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=main, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-
-    def __enter__(self) -> VisionServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -202,6 +202,7 @@ def test_mossbench_information_json_from_the_github_release(tmp_path: Path) -> N
     info = data / "images_information" / "information.json"
     info.write_text(json.dumps(INFORMATION), encoding="utf-8")
     bench = load_benchmark(str(info))
+    assert bench.name == "mossbench"
     assert [(p.id, p.label, p.stimulus, p.category) for p in bench.prompts] == [
         ("1", "benign", "exaggerated risk", "exaggerated risk"),
         ("2", "benign", "negated harm", "negated harm"),

@@ -5,6 +5,7 @@ Offline: dependencies come from ``.whl/`` (filled by ``make dev``'s ``pip downlo
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -19,6 +20,9 @@ from http_servers import ScriptedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELHOUSE = ROOT / ".whl"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 pytestmark = pytest.mark.slow
 
@@ -84,9 +88,14 @@ def test_no_extras_http_backends_with_the_keyword_judge(wheel: Path, server: Scr
         (("validate", "-b", str(tmp_path / "x.parquet")), "parquet"),
         (("validate", "-b", "someone/some-dataset"), "hub"),
         (("report", *map(str, (tmp_path / "runs").iterdir()), "-o", str(tmp_path / "r.html")), "report"),
+        (("validate", "-b", str(tmp_path / "pics.csv")), "images"),
+        (("run", "--backend", "openai-images", "--base-url", server.openai_url, "-m", "m"), "images"),
     ):  # fmt: skip
         if extra == "parquet":
             (tmp_path / "x.parquet").write_bytes(b"PAR1")
+        if extra == "images":
+            (tmp_path / "p.png").write_bytes(PNG)
+            (tmp_path / "pics.csv").write_text("prompt,label,image\nWhat is this?,benign,p.png\n")
         failed = env.run(*args, cwd=tmp_path)
         assert failed.returncode == 2, (args, failed.stderr)
         assert failed.stderr.startswith("error:") and failed.stderr.count("\n") == 1, failed.stderr
@@ -136,6 +145,18 @@ def test_train_extra_trains_a_classifier(wheel: Path, tmp_path: Path) -> None:
     done = env.run("judge", "train", str(tmp_path / "gold.csv"), "-o", str(tmp_path / "m.npz"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "m.npz").stat().st_size > 0
+
+
+def test_images_extra_reads_prompts_with_images(wheel: Path, tmp_path: Path) -> None:
+    (tmp_path / "p.png").write_bytes(PNG)
+    (tmp_path / "pics.csv").write_text("prompt,label,image\nWhat is this?,benign,p.png\nAnd this?,toxic,\n")
+    env = Env(tmp_path / "venv", wheel, "images")
+    done = env.run("validate", "-b", str(tmp_path / "pics.csv"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 prompts" in done.stdout and "1 with an image" in done.stdout, done.stdout
+    (tmp_path / "p.png").write_bytes(b"<svg onload=alert(1)>")
+    bad = env.run("validate", "-b", str(tmp_path / "pics.csv"), cwd=tmp_path)
+    assert bad.returncode == 2 and "is not a readable image" in bad.stderr, bad.stderr
 
 
 def test_hub_extra_loads_datasets(wheel: Path, tmp_path: Path) -> None:

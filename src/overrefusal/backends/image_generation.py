@@ -95,30 +95,11 @@ class ImageGenerationBackend(HttpBackend):
         size: str | None = None,
         response_format: str | None = None,
         concurrency: int = 4,
-        rpm: float | None = None,
         timeout_s: float = 300.0,
-        max_retries: int = 6,
-        backoff_s: float = 0.5,
-        extra_body: Mapping[str, Any] | None = None,
-        give_up_after_s: float = 120.0,
-        max_retry_after_s: float = 60.0,
-        **unknown: object,
+        **http: Any,
     ) -> None:
-        """Configure the backend (see the class docstring)."""
-        super().__init__(
-            model,
-            base_url,
-            api_key_env,
-            concurrency,
-            rpm,
-            timeout_s,
-            max_retries,
-            backoff_s,
-            extra_body,
-            give_up_after_s,
-            max_retry_after_s,
-            **unknown,
-        )
+        """Configure the backend (see the class docstring); image generation is slower than chat, hence the defaults."""
+        super().__init__(model, base_url, api_key_env, concurrency=concurrency, timeout_s=timeout_s, **http)
         self.size = str(size) if size else None
         default_format = "" if self._model.startswith("gpt-image") else "b64_json"
         self.response_format = default_format if response_format is None else str(response_format)

@@ -155,7 +155,10 @@ def load_benchmark(
             # a local copy of a hub dataset repository (README with configs + data files)
             return _load_hub(str(path), columns, config=config, split=split)
         rows = _read_rows(path)
-        return Benchmark(path.stem, _to_prompts(rows, path.stem, columns, source=path.name, base=path.parent))
+        prompts = _to_prompts(rows, path.stem, columns, source=path.name, base=path.parent)
+        # MOSSBench's release names its file information.json: the benchmark is called by its name
+        moss = path.name == "information.json" and mossbench.looks_like(rows[0])
+        return Benchmark("mossbench" if moss else path.stem, prompts)
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not path.suffix:
         return _load_hub(source, columns, config=config, split=split)
     raise BadInputError(f"benchmark {source!r} not found: give 'starter', an existing file, or a hub dataset name")

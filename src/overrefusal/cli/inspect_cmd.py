@@ -28,6 +28,8 @@ def validate(**opts: Any) -> None:
     """Load a benchmark without calling any model and print its counts per category and label."""
     bench = load_benchmark(opts["benchmark"], column_map(opts), config=opts["hub_config"])
     counts = Counter((p.category, p.label) for p in bench.prompts)
-    click.echo(f"{bench.name}: {len(bench.prompts)} prompts, {len(bench.categories)} categories")
+    with_image = sum(1 for p in bench.prompts if p.image is not None)
+    images = f", {with_image} with an image" if with_image else ""
+    click.echo(f"{bench.name}: {len(bench.prompts)} prompts, {len(bench.categories)} categories{images}")
     for category in bench.categories:
         click.echo(f"  {category:<28} benign {counts[(category, 'benign')]:>6}  toxic {counts[(category, 'toxic')]:>6}")
