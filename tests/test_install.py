@@ -85,6 +85,7 @@ def test_no_extras_http_backends_with_the_keyword_judge(wheel: Path, server: Scr
         (("run", "-n", "2", "-j", "keywords"), "embedded"),  # the default backend
         (("run", "--base-url", server.openai_url, "-m", "m", "-j", "vote", "-J", "members=keywords,classifier"),
          "classifier"),
+        (("run", "-n", "2", "-j", "keywords", "--backend", "fake", "--ray"), "ray"),
         (("validate", "-b", str(tmp_path / "x.parquet")), "parquet"),
         (("validate", "-b", "someone/some-dataset"), "hub"),
         (("report", *map(str, (tmp_path / "runs").iterdir()), "-o", str(tmp_path / "r.html")), "report"),

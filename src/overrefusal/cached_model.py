@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from overrefusal.backends.base import Backend
 from overrefusal.backends.reasoning import CLOSE, OPEN, split_thinking
@@ -33,6 +34,29 @@ MAX_TAG_CHARS = 80
 
 WAIT_POLL_S = 0.1
 """How often a process awaiting another's answers looks in the store."""
+
+
+PendingQueries = dict[str, tuple[Query, int]]
+"""Queries to answer by store key: (query, sample index)."""
+
+
+class BulkSender(Protocol):
+    """Answers many queries at once instead of one request each (a provider's batch API, a Ray cluster).
+
+    It leases the keys it will answer with ``take`` (keys another process holds are left to the
+    per-request path, which awaits their answers), hands every answer (errors too) to ``deliver``
+    as it arrives (``deliver`` commits it to the store), and advances ``bar``. It raises
+    :class:`~overrefusal.errors.RunStopped` when it must stop before answering everything.
+    """
+
+    async def send(
+        self,
+        pending: PendingQueries,
+        take: Callable[[Sequence[str]], list[str]],
+        deliver: Callable[[Sequence[Response]], None],
+        bar: Bar,
+    ) -> None:
+        """Answer the ``pending`` queries whose keys ``take`` leases to this process."""
 
 
 @dataclass
@@ -120,14 +144,24 @@ class CachedModel:
         store: where answers are kept.
         policy: ``--no-cache`` and ``--cache-tag``.
         progress: draw a progress bar while requests are in flight.
+        bulk: answers the missing queries in bulk first (``--batch``, ``--ray``); what it leaves
+            (keys another process holds) goes the per-request way.
     """
 
-    def __init__(self, backend: Backend, store: Store, policy: CachePolicy | None = None, progress: bool = True):
+    def __init__(
+        self,
+        backend: Backend,
+        store: Store,
+        policy: CachePolicy | None = None,
+        progress: bool = True,
+        bulk: BulkSender | None = None,
+    ):
         """Wrap ``backend``; nothing is sent until :meth:`answer`."""
         self.backend = backend
         self.store = store
         self.policy = policy or CachePolicy()
         self.progress = progress
+        self.bulk = bulk
 
     def key(self, query: Query, sample: int = 0) -> str:
         """The store key of ``query``'s answer number ``sample``."""
@@ -170,7 +204,7 @@ class CachedModel:
         found: dict[str, Response] = (
             {} if self.policy.refresh else {k: upgrade(r) for k, r in self.store.get_responses(keys).items()}
         )
-        pending: dict[str, tuple[Query, int]] = {}
+        pending: PendingQueries = {}
         for key, slot in zip(keys, slots, strict=True):
             if key not in found and key not in pending:
                 pending[key] = slot
@@ -179,7 +213,11 @@ class CachedModel:
         if pending:
             with Bar(f"{self.backend.model} answering", len(pending), enabled=self.progress) as bar:
                 try:
-                    await self._send_leased(pending, found, sent, bar, on_response)
+                    if self.bulk is not None:
+                        await self._send_bulk(self.bulk, pending, found, sent, on_response, bar)
+                        pending = {k: v for k, v in pending.items() if k not in found}
+                    if pending:
+                        await self._send_leased(pending, found, sent, bar, on_response)
                 except RunStopped as exc:
                     stopped = str(exc)
         out: list[Response | None] = []
@@ -198,9 +236,44 @@ class CachedModel:
             out.append(response)
         return Answers(out, stopped)
 
+    async def _send_bulk(
+        self,
+        bulk: BulkSender,
+        pending: PendingQueries,
+        found: dict[str, Response],
+        sent: set[str],
+        on_response: Callable[[Response], None] | None,
+        bar: Bar,
+    ) -> None:
+        """Hand ``pending`` to ``bulk`` under this process's leases; commit what it delivers as it arrives."""
+        store, refresh = self.store, self.policy.refresh
+        leases = Leases(store)
+
+        def take(keys: Sequence[str]) -> list[str]:
+            return leases.take(keys, refresh=refresh)
+
+        def deliver(responses: Sequence[Response]) -> None:
+            fixed = [
+                r.model_copy(update={"sample": pending[r.key][1]}) if pending[r.key][1] else r
+                for r in responses
+                if r.key in pending
+            ]
+            store.put_responses(fixed, replace=refresh)
+            for response in fixed:
+                found[response.key] = response
+                sent.add(response.key)
+                if on_response is not None:
+                    on_response(response)
+
+        leases.start()
+        try:
+            await bulk.send(pending, take, deliver, bar)
+        finally:
+            leases.stop()
+
     async def _send_leased(
         self,
-        pending: dict[str, tuple[Query, int]],
+        pending: PendingQueries,
         found: dict[str, Response],
         sent: set[str],
         bar: Bar,

@@ -76,13 +76,15 @@ class Bar:
             self._task = self._progress.add_task(self.description, total=self.total, rate="-", errors=0)
         return self
 
-    def advance(self, error: bool = False) -> None:
-        """Mark one item done."""
-        self.done += 1
+    def advance(self, error: bool = False, count: int = 1) -> None:
+        """Mark ``count`` items done (errors when ``error``)."""
+        if count <= 0:
+            return
+        self.done += count
         if error:
-            self.errors += 1
+            self.errors += count
         if self._progress is not None and self._task is not None:
-            self._progress.advance(self._task)
+            self._progress.advance(self._task, count)
             now = time.monotonic()
             if now - self._shown >= 0.2 or self.done == self.total:  # the rate costs O(samples): not per item
                 self._shown = now

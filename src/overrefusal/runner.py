@@ -7,7 +7,7 @@ import concurrent.futures
 import os
 import re
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from overrefusal import __version__
 from overrefusal.backends import Backend, backends
 from overrefusal.benchmarks import Benchmark, ColumnMap, load_benchmark
-from overrefusal.cached_model import CachedModel, CachePolicy
+from overrefusal.cached_model import BulkSender, CachedModel, CachePolicy
 from overrefusal.errors import BadInputError, MissingDependencyError
 from overrefusal.hashing import content_hash
 from overrefusal.judges import DEFAULT_JUDGE, IMAGE_JUDGE, Judge
@@ -27,7 +27,7 @@ from overrefusal.records import GenerateParams, Prompt, Query, Response, Verdict
 from overrefusal.rundir import IMAGE_POOL, write_run_dir
 from overrefusal.store import Store
 from overrefusal.summary import MAX_ERROR_RATE, RunInfo, Summary, health, public_args
-from overrefusal.verdicts import judge_responses, reasoning_view
+from overrefusal.verdicts import BulkJudge, judge_responses, reasoning_view
 
 
 @dataclass
@@ -192,6 +192,8 @@ async def arun(
     judge_reasoning: bool = False,
     max_error_rate: float = MAX_ERROR_RATE,
     variant: str | None = None,
+    bulk: Callable[[Backend, Store], BulkSender] | None = None,
+    bulk_judge: BulkJudge | None = None,
 ) -> RunResult:
     """Evaluate a model's over-refusal on a benchmark and write a run folder.
 
@@ -214,6 +216,9 @@ async def arun(
         judge_reasoning: also judge whether each answer's reasoning decided to refuse.
         max_error_rate: the share of answers missing above which the run is ``incomplete``.
         variant: a name for the settings this run tries (tags the run folder, groups it in reports).
+        bulk: builds the sender that answers the missing queries in bulk from the backend and the
+            store (``--batch``: a provider's batch API; ``--ray``: a Ray cluster).
+        bulk_judge: judges large response sets elsewhere (``--ray``).
 
     A run stopped early (see :class:`~overrefusal.errors.RunStopped`) or with more failed
     requests than ``max_error_rate`` is written all the same, with status ``incomplete``, its
@@ -235,6 +240,8 @@ async def arun(
         judge_reasoning=judge_reasoning,
         max_error_rate=max_error_rate,
         variant=variant,
+        bulk=bulk,
+        bulk_judge=bulk_judge,
     )
     return results[0]
 
@@ -257,6 +264,8 @@ async def evaluate(
     variant: str | None = None,
     experiment: str | None = None,
     tag_judge: bool = False,
+    bulk: Callable[[Backend, Store], BulkSender] | None = None,
+    bulk_judge: BulkJudge | None = None,
 ) -> list[RunResult]:
     """Answer ``bench`` once and judge the answers with each judge: one run (and run folder) per judge.
 
@@ -285,12 +294,19 @@ async def evaluate(
     the_store = store or Store()
     try:
         answered = await _answer_and_judge(
-            CachedModel(model_backend, the_store, policy, progress),
+            CachedModel(
+                model_backend,
+                the_store,
+                policy,
+                progress,
+                bulk=bulk(model_backend, the_store) if bulk is not None else None,
+            ),
             [j for j, _ in the_judges],
             bench.prompts,
             queries,
             samples,
             judge_reasoning,
+            bulk_judge,
         )
     finally:
         if own_store:
@@ -370,6 +386,7 @@ async def _answer_and_judge(
     queries: Sequence[Query],
     samples: int,
     judge_reasoning: bool,
+    bulk_judge: BulkJudge | None = None,
 ) -> tuple[list[Response | None], list[tuple[list[Verdict | None], list[Verdict | None]]], str | None]:
     """Answer every query ``samples`` times, then judge the answers (and, if asked, their reasoning) with each judge.
 
@@ -389,7 +406,9 @@ async def _answer_and_judge(
         responses = [r for r in slots if r is not None]
         judged = []
         for judge in judges:
-            found = await judge_responses(judge, [repeated[i] for i in have], responses, model.store, progress)
+            found = await judge_responses(
+                judge, [repeated[i] for i in have], responses, model.store, progress, bulk=bulk_judge
+            )
             verdicts: list[Verdict | None] = [None] * len(slots)
             for index, verdict in zip(have, found, strict=True):
                 verdicts[index] = verdict
@@ -397,7 +416,12 @@ async def _answer_and_judge(
             if judge_reasoning:
                 views = [(i, view) for i in have if (view := reasoning_view(slots[i])) is not None]  # type: ignore[arg-type]
                 found = await judge_responses(
-                    judge, [repeated[i] for i, _ in views], [view for _, view in views], model.store, progress
+                    judge,
+                    [repeated[i] for i, _ in views],
+                    [view for _, view in views],
+                    model.store,
+                    progress,
+                    bulk=bulk_judge,
                 )
                 for (index, _), verdict in zip(views, found, strict=True):
                     thoughts[index] = verdict

@@ -73,9 +73,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX leases_owner ON leases(owner);
     """,
+    # 4: provider batch jobs and the requests each holds (overrefusal.batches.jobs)
+    """
+    CREATE TABLE batch_jobs (
+        id TEXT PRIMARY KEY,
+        done INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE batch_requests (
+        job TEXT NOT NULL,
+        custom_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        prompt_id TEXT NOT NULL,
+        sample INTEGER NOT NULL,
+        PRIMARY KEY (job, custom_id)
+    );
+    CREATE INDEX batch_requests_key ON batch_requests(key);
+    """,
 )
 
-MIGRATION_TABLES: tuple[tuple[str, ...], ...] = (("responses", "verdicts"), ("gen_records", "gen_stages"), ("leases",))
+MIGRATION_TABLES: tuple[tuple[str, ...], ...] = (
+    ("responses", "verdicts"),
+    ("gen_records", "gen_stages"),
+    ("leases",),
+    ("batch_jobs", "batch_requests"),
+)
 """The tables each migration creates (a migrated store must hold them all)."""
 
 RECOVER = "run `overrefusal store repair` to keep every readable record (or move the file away to start afresh)"

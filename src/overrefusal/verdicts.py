@@ -7,7 +7,8 @@ judged, so an answer sent again (``--no-cache``) is judged again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from overrefusal.hashing import content_hash
 from overrefusal.judges.base import Judge, JudgeItem
@@ -23,6 +24,21 @@ TRUNCATED_IN_REASONING = "truncated in reasoning"
 
 JUDGE_BATCH = 64
 """Items per call of :meth:`Judge.judge` (and per store commit)."""
+
+
+class BulkJudge(Protocol):
+    """Judges many chunks of items at once elsewhere (a Ray cluster), handing each chunk's verdicts back."""
+
+    min_items: int
+    """Fewer items than this are judged in this process (starting the bulk judge would cost more)."""
+
+    async def judge(
+        self,
+        judge: Judge,
+        chunks: Sequence[Sequence[JudgeItem]],
+        deliver: Callable[[int, list[Verdict]], None],
+    ) -> None:
+        """Judge every chunk with a judge configured like ``judge``; ``deliver(chunk index, verdicts)`` each."""
 
 
 def answer_key(response: Response) -> str:
@@ -75,8 +91,14 @@ async def judge_responses(
     responses: Sequence[Response],
     store: Store,
     progress: bool = True,
+    bulk: BulkJudge | None = None,
 ) -> list[Verdict | None]:
-    """Judge each successful response (cached per judge configuration); errors get no verdict."""
+    """Judge each successful response (cached per judge configuration); errors get no verdict.
+
+    The answers not judged before go to the judge in chunks of :data:`JUDGE_BATCH` (the same chunks
+    in this process and on a ``bulk`` judge, so both decide alike); each chunk's verdicts are
+    committed as they come.
+    """
     judge.use_store(store)
     verdicts: dict[str, Verdict] = {}
     todo: dict[str, JudgeItem] = {}
@@ -91,10 +113,11 @@ async def judge_responses(
     cached = store.get_verdicts(judge.key, list(todo))
     verdicts.update(cached)
     missing = [(key, item) for key, item in todo.items() if key not in cached]
+    chunks = [missing[start : start + JUDGE_BATCH] for start in range(0, len(missing), JUDGE_BATCH)]
     with Bar(f"judging ({judge.name})", len(missing), enabled=progress) as bar:
-        for start in range(0, len(missing), JUDGE_BATCH):
-            batch = missing[start : start + JUDGE_BATCH]
-            judged = await judge.judge([item for _, item in batch])
+
+        def take(index: int, judged: list[Verdict]) -> None:
+            batch = chunks[index]
             if len(judged) != len(batch):
                 raise RuntimeError(f"judge {judge.name} returned {len(judged)} verdicts for {len(batch)} items")
             pairs = [(key, verdict) for (key, _), verdict in zip(batch, judged, strict=True)]
@@ -103,6 +126,12 @@ async def judge_responses(
             verdicts.update(pairs)
             for verdict in judged:
                 bar.advance(error=verdict.label == "unscored")
+
+        if bulk is not None and len(missing) >= bulk.min_items:
+            await bulk.judge(judge, [[item for _, item in chunk] for chunk in chunks], take)
+        else:
+            for index, chunk in enumerate(chunks):
+                take(index, await judge.judge([item for _, item in chunk]))
     out: list[Verdict | None] = []
     for prompt, response in zip(prompts, responses, strict=True):
         found = verdicts.get(answer_key(response)) if response.ok else None

@@ -11,5 +11,6 @@ backends.add("fake", "overrefusal.backends.fake:FakeBackend")
 backends.add("openai", "overrefusal.backends.openai_compat:OpenAIBackend")
 backends.add("anthropic", "overrefusal.backends.anthropic:AnthropicBackend")
 backends.add("openai-images", "overrefusal.backends.image_generation:ImageGenerationBackend")
+backends.add("vllm", "overrefusal.backends.vllm_engine:VLLMBackend")
 
 __all__ = ["Backend", "backends"]

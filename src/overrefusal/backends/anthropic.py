@@ -43,6 +43,42 @@ def content(message: Message) -> str | list[dict[str, Any]]:
     return blocks
 
 
+def message_response(data: Any, *, key: str, prompt_id: str, model: str, latency_s: float) -> Response:
+    """Turn a Messages API answer into a :class:`Response` (KeyError/TypeError/ValueError when malformed).
+
+    Thinking blocks become the reasoning; the ``refusal`` stop reason is the provider's refusal.
+    """
+    if data.get("type") == "error":
+        raise ValueError("error object in a 2xx answer")
+    blocks = data["content"]
+    text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    thinking = "\n\n".join(
+        b.get("thinking", "") if b.get("type") == "thinking" else "[redacted thinking]"
+        for b in blocks
+        if b.get("type") in ("thinking", "redacted_thinking")
+    )
+    split = split_thinking(text, thinking)
+    reason = data.get("stop_reason")
+    usage = data.get("usage") or {}
+    refused = reason == "refusal"  # the provider's safety stop
+    return Response(
+        key=key,
+        prompt_id=prompt_id,
+        model=model,
+        text=split.answer,
+        reasoning=split.reasoning,
+        ended_in_reasoning=split.ended_in_reasoning and not refused,
+        finish_reason=_STOP_REASONS.get(reason, reason) if reason else None,
+        provider_refusal="refusal" if refused else None,
+        usage=Usage(
+            prompt_tokens=int(usage.get("input_tokens") or 0),
+            completion_tokens=int(usage.get("output_tokens") or 0),
+        ),
+        latency_s=latency_s,
+        served_model=data.get("model") if isinstance(data.get("model"), str) else None,
+    )
+
+
 class AnthropicBackend(HttpBackend):
     """Claude models through the Messages API.
 
@@ -107,34 +143,8 @@ class AnthropicBackend(HttpBackend):
         start = time.perf_counter()
 
         def parse(data: Any) -> Response:
-            if data.get("type") == "error":
-                raise ValueError("error object in a 2xx answer")
-            blocks = data["content"]
-            text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-            thinking = "\n\n".join(
-                b.get("thinking", "") if b.get("type") == "thinking" else "[redacted thinking]"
-                for b in blocks
-                if b.get("type") in ("thinking", "redacted_thinking")
-            )
-            split = split_thinking(text, thinking)
-            reason = data.get("stop_reason")
-            usage = data.get("usage") or {}
-            refused = reason == "refusal"  # the provider's safety stop
-            return Response(
-                key=key,
-                prompt_id=query.prompt_id,
-                model=self._model,
-                text=split.answer,
-                reasoning=split.reasoning,
-                ended_in_reasoning=split.ended_in_reasoning and not refused,
-                finish_reason=_STOP_REASONS.get(reason, reason) if reason else None,
-                provider_refusal="refusal" if refused else None,
-                usage=Usage(
-                    prompt_tokens=int(usage.get("input_tokens") or 0),
-                    completion_tokens=int(usage.get("output_tokens") or 0),
-                ),
-                latency_s=time.perf_counter() - start,
-                served_model=data.get("model") if isinstance(data.get("model"), str) else None,
+            return message_response(
+                data, key=key, prompt_id=query.prompt_id, model=self._model, latency_s=time.perf_counter() - start
             )
 
         result = await self.transport.post("/v1/messages", self.request_body(query), parse)

@@ -187,6 +187,20 @@ class _Fatal(Exception):
 
 
 @dataclass(frozen=True)
+class Call:
+    """One HTTP request as sent on each attempt: method, body bytes, content type, and how a 2xx body is read."""
+
+    method: str = "POST"
+    payload: bytes | None = None
+    content_type: str | None = None
+    """Overrides the JSON content type (a multipart upload)."""
+    raw: bool = False
+    """Hand ``parse`` the body bytes instead of the decoded JSON (a JSONL file download)."""
+    model: object = None
+    """The model asked for, named when the server answers 404."""
+
+
+@dataclass(frozen=True)
 class Failure:
     """A non-retriable HTTP error answer, handed to the backend's ``on_error`` hook."""
 
@@ -315,7 +329,7 @@ class HttpTransport:
             RunStopped: a cause that fails every request stopped the run (the message names it and the fix).
         """
         if self._proven:
-            return await self._post(path, body, parse, on_error)
+            return await self._send(path, self._json_call(body), parse, on_error)
         # until one answer succeeds, only the first few requests go out: a slot taken by a fatal
         # answer is not given back, so a server that rejects everything sees ``fatal_after`` requests
         if self._probe is None:
@@ -326,7 +340,7 @@ class HttpTransport:
         finally:
             self._probe_waiting -= 1
         try:
-            result = await self._post(path, body, parse, on_error)
+            result = await self._send(path, self._json_call(body), parse, on_error)
         except BaseException:
             self._probe.release()
             raise
@@ -341,16 +355,30 @@ class HttpTransport:
             for _ in range(self._probe_waiting):  # wake every waiter at once, not one per finished probe
                 self._probe.release()
 
-    async def _post(
+    @staticmethod
+    def _json_call(body: Mapping[str, Any]) -> Call:
+        return Call(payload=json.dumps(body).encode(), model=body.get("model"))
+
+    async def request(self, path: str, call: Call, parse: Callable[[Any], T]) -> T | ResponseError:
+        """Send ``call`` to ``<base URL><path>`` with the retries and key handling of :meth:`post`.
+
+        For requests other than model calls (file uploads, batch status, downloads); ``parse`` gets
+        the decoded JSON, or the body bytes when ``call.raw``.
+
+        Raises:
+            RunStopped: a cause that fails every request stopped the run.
+        """
+        return await self._send(path, call, parse, None)
+
+    async def _send(
         self,
         path: str,
-        body: Mapping[str, Any],
+        call: Call,
         parse: Callable[[Any], T],
         on_error: Callable[[Failure], T | None] | None,
     ) -> T | ResponseError:
         if self._stopped is not None:
             raise RunStopped(self._stopped)
-        payload = json.dumps(body).encode()
         session = self._get_session()
         settings = self.settings
         attempts = settings.max_retries + 1
@@ -364,7 +392,7 @@ class HttpTransport:
             url = self._url(index, path)
             sent = time.monotonic()
             try:
-                result = await self._attempt(session, url, payload, parse, on_error, index, body.get("model"))
+                result = await self._attempt(session, url, call, parse, on_error, index)
                 self.endpoints.succeeded(index)
                 self._fatal_streak = 0
                 if not self._proven:
@@ -408,16 +436,20 @@ class HttpTransport:
         self,
         session: aiohttp.ClientSession,
         url: URL,
-        payload: bytes,
+        call: Call,
         parse: Callable[[Any], T],
         on_error: Callable[[Failure], T | None] | None,
         index: int,
-        model: object,
     ) -> T | ResponseError:
         crossed: URL | None = None  # the other origin a redirect led to
+        model = call.model
         for _hop in range(MAX_REDIRECTS + 1):
-            auth = self._auth if crossed is None else None
-            async with session.post(url, data=payload, headers=auth or None, allow_redirects=False) as answer:
+            headers_out = dict(self._auth) if crossed is None else {}
+            if call.content_type is not None:
+                headers_out["Content-Type"] = call.content_type
+            async with session.request(
+                call.method, url, data=call.payload, headers=headers_out or None, allow_redirects=False
+            ) as answer:
                 raw = await answer.read()
                 status = answer.status
                 headers = answer.headers
@@ -433,7 +465,7 @@ class HttpTransport:
             raw = self._redactor.redact_bytes(raw)  # answers and errors that echo the key keep it masked
         if 200 <= status < 300:
             try:
-                return parse(json.loads(raw))
+                return parse(raw if call.raw else json.loads(raw))
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 shown = raw.decode("utf-8", "replace")[:120]
                 raise _Retry("bad_response", f"malformed answer ({type(exc).__name__}): {shown!r}") from None

@@ -34,6 +34,7 @@ def cli() -> None:
 def _register() -> None:
     # one line per command module; each module defines a click command or group
     from overrefusal.cli import (
+        batch_cmd,
         export_cmd,
         generate_cmd,
         inspect_cmd,
@@ -57,6 +58,7 @@ def _register() -> None:
     cli.add_command(store_cmd.store)
     cli.add_command(predict_cmd.predict)
     cli.add_command(export_cmd.export)
+    cli.add_command(batch_cmd.batch)
 
 
 _register()

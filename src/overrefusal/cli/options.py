@@ -11,6 +11,7 @@ import click
 
 from overrefusal.benchmarks import ColumnMap
 from overrefusal.errors import BadInputError
+from overrefusal.records import GenerateParams
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,4 +100,56 @@ def column_map(options: dict[str, Any]) -> ColumnMap:
         image=options.get("image_column"),
         stimulus=options.get("stimulus_column"),
         default_label=options.get("default_label"),
+    )
+
+
+def generation_options(func: F) -> F:
+    """--limit, the generation parameters, --samples, --no-cache and --cache-tag: what makes the queries."""
+    decorators = [
+        click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Evaluate only N prompts."),
+        click.option(
+            "--max-tokens", type=click.IntRange(min=1), default=None, help="Tokens per answer [backend default]."
+        ),
+        click.option(
+            "--temperature", type=FiniteFloat(min=0.0, max=2.0), default=0.0, show_default=True, help="0 to 2."
+        ),
+        click.option("--top-p", type=FiniteFloat(min=0.0, max=1.0), default=None, help="0 to 1 [server default]."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--system-prompt", default=None, help="System prompt (OR-Bench uses none)."),
+        click.option(
+            "--samples",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Answers per prompt (use with --temperature > 0); rates are per prompt, intervals account for it.",
+        ),
+        click.option(
+            "--no-cache", is_flag=True, help="Send every prompt again; the new answers replace the stored ones."
+        ),
+        click.option(
+            "--cache-tag",
+            default="",
+            metavar="TAG",
+            help="Keep a separate cache for this model name (e.g. two checkpoints served under one name).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def generate_params(opts: dict[str, Any]) -> GenerateParams:
+    """The generation parameters of :func:`generation_options` (warns about samples at temperature 0)."""
+    if opts["samples"] > 1 and not opts["temperature"]:
+        click.echo(
+            f"warning: --samples {opts['samples']} at temperature 0: the answers will mostly be identical; "
+            "pass --temperature (e.g. 0.7)",
+            err=True,
+        )
+    return GenerateParams(
+        system_prompt=opts["system_prompt"],
+        temperature=opts["temperature"],
+        max_tokens=opts["max_tokens"],
+        top_p=opts["top_p"],
+        seed=opts["seed"],
     )

@@ -15,6 +15,7 @@ from overrefusal.cached_model import CachePolicy
 from overrefusal.cli.endpoint_options import endpoint_options, resolve_backend
 from overrefusal.cli.experiment_table import print_experiment
 from overrefusal.cli.options import FiniteFloat, benchmark_options, column_map, parse_kv
+from overrefusal.cli.scale_options import bulk_factory, bulk_judge, scale_options
 from overrefusal.errors import BadInputError, RunIncomplete
 from overrefusal.experiment import (
     Experiment,
@@ -115,6 +116,7 @@ from overrefusal.summary import MAX_ERROR_RATE
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout instead of the table.")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
+@scale_options
 def run(**opts: Any) -> None:
     """Query a model on a benchmark, judge every answer, and report over-refusal vs toxic refusal.
 
@@ -130,10 +132,12 @@ def run(**opts: Any) -> None:
     ctx = click.get_current_context()
     for name in opts["judge_names"]:
         judges.factory(name)  # an unknown judge is a usage error before anything loads
+    several = (len(opts["models"]), len(opts["system_prompts"]), len(opts["temperatures"]), len(opts["judge_names"]))
+    if (opts["experiment"] is not None or max(several) > 1) and (opts["batch"] or opts["ray_address"]):
+        raise BadInputError("--batch and --ray run one model at a time: run each cell of the experiment on its own")
     if opts["experiment"] is not None:
         _run_sweep(load_experiment(opts["experiment"]), opts, ctx)
         return
-    several = (len(opts["models"]), len(opts["system_prompts"]), len(opts["temperatures"]), len(opts["judge_names"]))
     if max(several) > 1:
         _run_sweep(_cli_experiment(opts, ctx), opts, ctx)
         return
@@ -154,12 +158,14 @@ def run(**opts: Any) -> None:
         seed=entry_params.get("seed", opts["seed"]),
     )
     _warn_samples(opts["samples"], temperature)
+    judge_args = parse_kv(opts["judge_args"], "-J")
+    bulk = bulk_factory(opts, backend_args)
     result = run_api(
         benchmark=opts["benchmark"],
         backend=backend,
         backend_args=backend_args,
         judge=opts["judge_names"][0] if opts["judge_names"] else None,
-        judge_args=parse_kv(opts["judge_args"], "-J"),
+        judge_args=judge_args,
         params=params,
         samples=opts["samples"],
         cache=CachePolicy(refresh=opts["no_cache"], tag=opts["cache_tag"]),
@@ -170,6 +176,8 @@ def run(**opts: Any) -> None:
         output_dir=opts["output_dir"],
         progress=not opts["no_progress"],
         max_error_rate=opts["max_error_rate"],
+        bulk=bulk,
+        bulk_judge=bulk_judge(opts, judge_args),
     )
     if opts["as_json"]:
         click.echo(result.summary.model_dump_json(indent=2))

@@ -31,7 +31,9 @@ def store() -> None:
 def check(path: Path | None) -> None:
     """Check the store: SQLite integrity, tables, and every stored record. Exit 1 when it is damaged."""
     report = store_repair.check(_path(path))
-    counts = ", ".join(f"{t.rows} {name}" for name, t in report.tables.items() if name != "leases" and not t.missing)
+    counts = ", ".join(
+        f"{t.rows} {name}" for name, t in report.tables.items() if name not in store_repair.UNCOUNTED and not t.missing
+    )
     if report.ok:
         click.echo(f"store {report.path} is sound ({counts})")
         return
@@ -46,6 +48,6 @@ def check(path: Path | None) -> None:
 def repair(path: Path | None) -> None:
     """Rebuild the store from every readable, valid record (stop all runs first); the old file is kept."""
     report = store_repair.repair(_path(path))
-    kept = ", ".join(f"{t.rows} {name}" for name, t in report.tables.items() if name != "leases")
+    kept = ", ".join(f"{t.rows} {name}" for name, t in report.tables.items() if name not in store_repair.UNCOUNTED)
     dropped = sum(t.bad_rows + t.unreadable for t in report.tables.values())
     click.echo(f"repaired {report.path}: kept {kept}; dropped {dropped} damaged row(s); old file in {report.backup}")
