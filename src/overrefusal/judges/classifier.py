@@ -245,21 +245,34 @@ def keyword_decision(model: ClassifierModel, text: str) -> Decision:
     return Decision("full_refusal" if refused else "compliance", float(refused), 0.0, "keywords")
 
 
-def classify(model: ClassifierModel, prompts: Sequence[str], texts: Sequence[str]) -> list[Decision]:
-    """Decide each (prompt, response) pair; the read block is computed only where the fast model is unsure."""
+def route(
+    model: ClassifierModel,
+    texts: Sequence[str],
+    fast: Callable[[list[int]], npt.NDArray[np.float32]],
+    read: Callable[[list[int]], npt.NDArray[np.float32]],
+) -> list[Decision]:
+    """Decide each answer: English ones through the cascade, others by their opening in any language.
+
+    ``fast(rows)`` and ``read(rows)`` give the feature blocks of those indices of ``texts``
+    (computed on demand by :func:`classify`, read from a cache by the validation code).
+    """
     english = [i for i, t in enumerate(texts) if features.is_english(t)]
     routed = set(english)
     out = {i: keyword_decision(model, t) for i, t in enumerate(texts) if i not in routed}
     if english:
-        ps = [prompts[i] for i in english]
-        ts = [texts[i] for i in english]
-        decided = cascade(
-            model,
-            model.fast_features(ps, ts),
-            lambda rows: model.read_features([ps[k] for k in rows], [ts[k] for k in rows]),
-        )
+        decided = cascade(model, fast(english), lambda rows: read([english[k] for k in rows]))
         out.update(zip(english, decided, strict=True))
     return [out[i] for i in range(len(texts))]
+
+
+def classify(model: ClassifierModel, prompts: Sequence[str], texts: Sequence[str]) -> list[Decision]:
+    """Decide each (prompt, response) pair; the read block is computed only where the fast model is unsure."""
+    return route(
+        model,
+        texts,
+        lambda rows: model.fast_features([prompts[i] for i in rows], [texts[i] for i in rows]),
+        lambda rows: model.read_features([prompts[i] for i in rows], [texts[i] for i in rows]),
+    )
 
 
 class ClassifierJudge(Judge):

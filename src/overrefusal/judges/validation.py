@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from overrefusal.judges.agreement import Agreement, agreement
-from overrefusal.judges.classifier import ClassifierModel, Decision, cascade, keyword_decision
+from overrefusal.judges.classifier import ClassifierModel, route
 from overrefusal.judges.features import is_english
 from overrefusal.judges.gold import GoldSet
 from overrefusal.judges.training import Features, TrainSet, builtin_sets, cached_features, fit, labelled
@@ -36,18 +36,11 @@ class SourceScore:
 
 def _decide(model: ClassifierModel, gold: GoldSet, x: Features) -> tuple[list[VerdictLabel], dict[str, int]]:
     """Labels for every item of ``gold`` (features ``x``, same order), routed as ``classify`` routes them."""
-    import numpy as np
-
     texts = [item.response.text for item in gold.items]
-    english = [i for i, t in enumerate(texts) if is_english(t)]
-    decisions: dict[int, Decision] = {i: keyword_decision(model, t) for i, t in enumerate(texts) if not is_english(t)}
-    if english:
-        part = x.rows(np.asarray(english))
-        decided = cascade(model, part.fast, lambda rows: part.read[rows])
-        decisions.update(zip(english, decided, strict=True))
+    decisions = route(model, texts, lambda rows: x.fast[rows], lambda rows: x.read[rows])
     labels: list[VerdictLabel] = [decisions[i].label if t.strip() else "unscored" for i, t in enumerate(texts)]
     stages: dict[str, int] = {}
-    for decision in decisions.values():
+    for decision in decisions:
         stages[decision.stage] = stages.get(decision.stage, 0) + 1
     return labels, stages
 
