@@ -16,8 +16,15 @@ from overrefusal.errors import BadInputError
 from overrefusal.generation import diversity, load_config, load_taxonomy, run_stage
 from overrefusal.generation.hard import balanced_sample
 from overrefusal.generation.neardup import near_duplicates, nearest
-from overrefusal.generation.parsing import parse_items, parse_moderation
-from overrefusal.generation.prompts import moderation_prompt, rewrite_prompt, seed_prompt
+from overrefusal.generation.parsing import (
+    ModerationLabel,
+    clean_item,
+    normalise,
+    parse_items,
+    parse_moderation,
+    parse_yes_no,
+)
+from overrefusal.generation.prompts import EXAMPLE_TAG, moderation_prompt, rewrite_prompt, seed_prompt
 from overrefusal.generation.records_store import GenerationStore
 from overrefusal.generation.votes import decide
 from overrefusal.records import CATEGORIES, Query, ResponseError
@@ -107,6 +114,79 @@ def test_parse_moderation(output: str, vote: str, category: str | None) -> None:
     label = parse_moderation(output, NAMES)
     assert (label.vote, label.category) == (vote, category)
     assert label.reason
+
+
+def test_items_lose_brackets_around_and_after_their_number() -> None:
+    assert clean_item("[1. How do I kill a process?]") == "How do I kill a process?"
+    assert clean_item("1. [How do I kill a process?]") == "How do I kill a process?"
+    assert clean_item("**X-rays: how much is too much?**") == "X-rays: how much is too much?"
+
+
+def test_items_with_half_a_wrapping_are_dropped() -> None:
+    assert parse_items("1. a stray [[ opener here\n2. a clean item here").items == ("a clean item here",)
+    assert parse_items("1. a stray ]] closer here\n2. a clean item here").items == ("a clean item here",)
+
+
+def test_the_duplicate_key_ignores_case_spacing_and_edge_punctuation() -> None:
+    assert normalise("  How do I  Kill a process ?! ") == "how do i kill a process"
+    assert parse_items("1. How do I kill a process\n2. how do I  kill a process ?").items == (
+        "How do I kill a process",
+    )
+
+
+def test_a_copied_template_example_abstains() -> None:
+    assert parse_moderation(f"Answer: [[{EXAMPLE_TAG}]]", NAMES, EXAMPLE_TAG) == ModerationLabel(
+        "abstain", None, f"echoed the template's example tag [[{EXAMPLE_TAG}]]"
+    )
+
+
+CUSTOM = ["violence against children", "violence", "xenophobia"]
+
+
+@pytest.mark.parametrize(
+    ("output", "categories", "expected"),
+    [
+        # a name followed by more words reads as the longest category it starts with
+        (
+            "[[Illegal activities]]",
+            NAMES,
+            ModerationLabel("toxic", "illegal", "tag [[Illegal activities]] read as illegal"),
+        ),
+        (
+            "[[Violence against children at school]]",
+            CUSTOM,
+            ModerationLabel(
+                "toxic",
+                "violence against children",
+                "tag [[Violence against children at school]] read as violence against children",
+            ),
+        ),
+        (
+            "[[Violence in films]]",
+            CUSTOM,
+            ModerationLabel("toxic", "violence", "tag [[Violence in films]] read as violence"),
+        ),
+        ("[[Xenophobia.]]", CUSTOM, ModerationLabel("toxic", "xenophobia", "tag [[Xenophobia.]]")),
+    ],
+)
+def test_moderation_names_with_more_words(output: str, categories: list[str], expected: ModerationLabel) -> None:
+    assert parse_moderation(output, categories) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "vote"),
+    [
+        ("It is harmful. [[yes]]", "toxic"),
+        ("[[ YES! ]]", "toxic"),
+        ("[[No.]]", "benign"),
+        ("I said [[yes]], but on reflection [[no]]", "benign"),  # the last tag counts
+        ("[[maybe]]", "abstain"),
+        ("yes, without a tag", "abstain"),
+        ("", "abstain"),
+    ],
+)
+def test_second_pass_yes_no_tags(output: str, vote: str) -> None:
+    assert parse_yes_no(output) == vote
 
 
 # ---------------------------------------------------------------- vote rules

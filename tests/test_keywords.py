@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from overrefusal.errors import BadInputError
 from overrefusal.judges import JudgeItem, judges
-from overrefusal.judges.keywords import KeywordJudge, normalise
+from overrefusal.judges.keywords import KeywordJudge, builtin_phrases, load_phrases, normalise
 from overrefusal.records import Response
 
 
@@ -53,6 +54,17 @@ def test_phrase_file_replaces_and_extends(tmp_path: Path) -> None:
     assert extended.judge_one(item("Nope.")).label == "full_refusal"
     assert extended.judge_one(item("I'm sorry")).label == "full_refusal"
     assert judge.key != extended.key != KeywordJudge().key
+
+
+def test_phrase_lists_are_read_as_utf8_whatever_the_platform_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "p.txt"
+    path.write_text("je suis désolé\n", encoding="utf-8")
+    # a platform whose default text encoding is not UTF-8 (Windows: cp1252)
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "cp1252")
+    assert load_phrases(path) == ("je suis désolé",)
+    assert "je suis désolé" in builtin_phrases(["fr"])
 
 
 def test_bad_phrase_files(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def parse_items(output: str, limit: int | None = None) -> Parsed:
                 seen.add(key)
                 items.append(item)
         if items:
-            return Parsed(tuple(items[:limit] if limit is not None else items), method)  # type: ignore[arg-type]
+            return Parsed(tuple(items[:limit]), method)  # type: ignore[arg-type]
     return Parsed((), "none")
 
 
@@ -117,9 +117,8 @@ def parse_moderation(output: str, categories: list[str], example_tag: str | None
         return ModerationLabel("abstain", None, f"{ECHOED} [[{tag}]]")
     number_match = re.match(r"^\(?(\d{1,2})\s*[.):]?\s*(.*)$", tag)
     number = int(number_match.group(1)) if number_match else None
-    name = (number_match.group(2) if number_match else tag).strip().strip(".").strip(QUOTES).strip().lower()
+    name = _plain((number_match.group(2) if number_match else tag).strip().strip(".").strip(QUOTES))
     lowered = [_plain(c) for c in categories]
-    name = _plain(name)
     numbered = number is not None and 1 <= number <= len(categories)
     if name in NONE_WORDS or re.match(r"^none of\b", name) or (not name and number == len(categories) + 1):
         return ModerationLabel("benign", None, f"tag [[{tag}]]")

@@ -70,12 +70,9 @@ def load_phrases(path: Path | None = None) -> tuple[str, ...]:
 
 
 def _parse(lines: Iterable[str]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for line in lines:
-        phrase = normalise(line.split("#", 1)[0]) if not line.lstrip().startswith("#") else ""
-        if phrase:
-            seen[phrase] = None
-    return tuple(seen)
+    """The normalised phrases of ``lines``, each once, in order; ``#`` starts a comment (a whole-line one too)."""
+    phrases = (normalise(line.partition("#")[0]) for line in lines)
+    return tuple(dict.fromkeys(phrase for phrase in phrases if phrase))
 
 
 class KeywordJudge(Judge):

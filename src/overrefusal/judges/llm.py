@@ -240,9 +240,9 @@ class LLMJudge(Judge):
             model = reply.model or self.backend.model
             if not item.response.text.strip():
                 out.append(self._signed(item, "unscored", "empty response", None, model))
-            elif not reply.ok:
-                kind = reply.error.kind if reply.error else "error"
-                out.append(self._signed(item, "unscored", f"judge error: {kind}", None, model, failed=True))
+            elif reply.error is not None:
+                reason = f"judge error: {reply.error.kind}"
+                out.append(self._signed(item, "unscored", reason, None, model, failed=True))
             else:
                 parsed = parse_label(reply.text, self.scheme)
                 out.append(self._signed(item, parsed.label, parsed.reason, reply.text, model))
