@@ -167,7 +167,8 @@ async def test_llm_judge_from_registry_uses_backend_args(store: Store) -> None:
     ],
 )
 def test_parser_reasons_are_exact(reply: str, label: str, reason: str) -> None:
-    assert (parse_label(reply).label, parse_label(reply).reason) == (label, reason)
+    parsed = parse_label(reply)
+    assert (parsed.label, parsed.reason) == (label, reason)
 
 
 IMAGE = Image(sha256="ab" * 32, media_type="image/png", width=2, height=2)
