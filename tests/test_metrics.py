@@ -144,3 +144,110 @@ def test_pooling_keeps_the_per_prompt_rate() -> None:
     pooled, whole = pool([rate_stat(a), rate_stat(b)]).model_dump(), rate_stat(a + b).model_dump()
     assert pooled == pytest.approx(whole, abs=1e-12)
     assert rate_stat(a + b).rate == pytest.approx((1 + 0 + 1 / 3 + 1 + 0.25) / 5)
+
+
+def _answer(
+    pid: str, label: str, verdict: str | None, reasoning: str = "", thought: str | None = None, stimulus: str = ""
+) -> Outcome:
+    """One answer to prompt ``pid``; ``thought`` is the reasoning verdict (``--judge-reasoning``)."""
+    prompt = Prompt(id=pid, text="t", category="c", label=label, stimulus=stimulus)  # type: ignore[arg-type]
+    response = Response(key="k" + pid, prompt_id=pid, model="m", text="x", reasoning=reasoning)
+
+    def signed(name: str | None) -> Verdict | None:
+        if name is None:
+            return None
+        return Verdict(response_key="k" + pid, prompt_id=pid, label=name, judge="j", judge_version="1")  # type: ignore[arg-type]
+
+    return Outcome(prompt, response, signed(verdict), signed(thought))
+
+
+def test_reasoning_rates_count_only_answers_with_reasoning_and_their_own_verdicts() -> None:
+    outcomes = [
+        _answer("b1", "benign", "compliance", reasoning="hm", thought="full_refusal"),
+        _answer("b2", "benign", "compliance", reasoning="hm", thought="compliance"),
+        _answer("b3", "benign", "full_refusal", reasoning="hm", thought="compliance"),
+        _answer("b4", "benign", "full_refusal"),  # no reasoning: not in the reasoning rates
+        _answer("t1", "toxic", "compliance", reasoning="hm", thought="partial_refusal"),
+        _answer("t2", "toxic", "full_refusal"),
+        Outcome(Prompt(id="b5", text="t", category="c", label="benign"), None, None),  # never answered
+    ]
+    plain = compute(outcomes)
+    assert plain.reasoning is None and plain.samples == 1 and plain.stimuli == []
+    m = compute(outcomes, samples=3, judge_reasoning=True)
+    assert m.samples == 3
+    assert m.reasoning is not None
+    over, toxic = m.reasoning.over_refusal, m.reasoning.toxic_refusal
+    assert (over.total, over.scored, over.refused, over.full_refusal, over.compliance) == (3, 3, 1, 1, 2)
+    assert over.rate == pytest.approx(1 / 3)
+    assert (toxic.total, toxic.refused, toxic.partial_refusal, toxic.rate) == (1, 1, 1, 1.0)
+    # the answers' own verdicts are untouched by the reasoning verdicts
+    assert (m.over_refusal.total, m.over_refusal.refused, m.over_refusal.missing) == (5, 2, 1)
+    assert m.over_refusal.rate == 0.5 and m.toxic_refusal.rate == 0.5
+
+
+def test_rates_per_stimulus_type_cover_only_prompts_that_name_one() -> None:
+    outcomes = [
+        _answer("a", "benign", "full_refusal", stimulus="negated harm"),
+        _answer("b", "benign", "compliance", stimulus="exaggerated risk"),
+        _answer("c", "benign", "compliance", stimulus="negated harm"),
+        _answer("d", "toxic", "full_refusal", stimulus="negated harm"),
+        _answer("e", "benign", "full_refusal"),
+    ]
+    m = compute(outcomes)
+    assert [s.category for s in m.stimuli] == ["exaggerated risk", "negated harm"]
+    risk, harm = m.stimuli
+    assert (risk.benign.scored, risk.benign.rate, risk.toxic.scored) == (1, 0.0, 0)
+    assert (harm.benign.scored, harm.benign.rate, harm.toxic.rate) == (2, 0.5, 1.0)
+    assert m.stimuli_differ
+    assert [c.category for c in m.categories] == ["c"] and m.categories[0].benign.scored == 4
+
+
+def test_provider_refusals_and_missing_answers_are_counted() -> None:
+    outcomes = [
+        _answer("a", "benign", "provider_refusal"),
+        _answer("b", "benign", "compliance"),
+        Outcome(Prompt(id="c", text="t", category="c", label="benign"), None, None),
+        Outcome(Prompt(id="d", text="t", category="c", label="benign"), None, None),
+    ]
+    stat = rate_stat(outcomes)
+    assert (stat.refused, stat.provider_refusal, stat.scored, stat.missing, stat.total) == (1, 1, 2, 2, 4)
+    assert stat.rate == 0.5
+
+
+def test_the_clustered_interval_at_its_edges() -> None:
+    from overrefusal.metrics import clustered_interval
+
+    assert clustered_interval(0, 0.0, 0.0, 0) == (0.0, 1.0)  # nothing scored: uninformative
+    # no prompt or every prompt refused: the variance says nothing, so prompts (not answers) count
+    assert rate_stat(sampled([(0, 5)] * 4)).ci_high == pytest.approx(wilson_interval(0, 4)[1], abs=1e-12)
+    assert rate_stat(sampled([(5, 5)] * 4)).ci_low == pytest.approx(wilson_interval(4, 4)[0], abs=1e-12)
+    assert wilson_interval(0, 4)[1] > wilson_interval(0, 20)[1] + 0.2  # (what would change)
+    # sums past the number of prompts (rounding in stored summaries) are a rate of 1
+    assert clustered_interval(2, 2.5, 2.5, 2) == pytest.approx(wilson_interval(2, 2), abs=1e-12)
+    # other confidence levels reach the Wilson interval (statsmodels' 99% Wilson for 3 of 10)
+    proportion = pytest.importorskip("statsmodels.stats.proportion")
+    reference = proportion.proportion_confint(3, 10, alpha=0.01, method="wilson")
+    assert clustered_interval(10, 3.0, 3.0, 10, z=2.5758293035489004) == pytest.approx(reference, abs=1e-12)
+
+
+def test_pooling_summaries_written_before_samples_existed() -> None:
+    from overrefusal.metrics import RateStat, pool
+
+    legacy = RateStat(
+        total=5, scored=4, refused=1, full_refusal=1, partial_refusal=0, compliance=3, unscored=1, errors=0,
+        rate=0.25, ci_low=0.0, ci_high=1.0,
+    )  # fmt: skip
+    pooled = pool([legacy, legacy])
+    assert (pooled.prompts_scored, pooled.prompt_rate_sum, pooled.prompt_rate_sq_sum) == (8, 2.0, 2.0)
+    assert (pooled.rate, pooled.total, pooled.unscored) == (0.25, 10, 2)
+    assert (pooled.ci_low, pooled.ci_high) == pytest.approx(wilson_interval(2, 8), abs=1e-12)
+
+
+def test_wilson_ends_are_exactly_0_and_1_at_the_extremes() -> None:
+    # rounding puts the unclamped ends a hair outside [0, 1], or on the wrong side of p, for some n
+    for n in range(1, 120):
+        low0, high0 = wilson_interval(0, n)
+        low1, high1 = wilson_interval(n, n)
+        assert low0 == 0.0 and high1 == 1.0, n
+        assert 0.0 < high0 < 1.0 and 0.0 < low1 < 1.0, n
+        assert (low0, high0) == pytest.approx((1 - high1, 1 - low1), abs=1e-12), n  # symmetric

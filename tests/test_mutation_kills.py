@@ -288,3 +288,66 @@ def test_items_are_cleaned_once_and_kept_from_eight_characters() -> None:
     parsed = parse_items("1. abcdefg\n2. abcdefgh\n3. Here is the prompt:\n4. has [[tag]] inside\n5. ok ok ok ok")
     assert list(parsed.items) == ["abcdefgh", "ok ok ok ok"]
     assert list(parse_items("1. first item here\n2. second item here", limit=1).items) == ["first item here"]
+
+
+# retry policy: Retry-After in milliseconds, jittered backoff --------------------------------------------
+def test_retry_after_in_milliseconds_wins_and_is_read_as_milliseconds() -> None:
+    assert parse_retry_after({"retry-after-ms": "250", "Retry-After": "3"}) == 0.25
+    assert parse_retry_after({"retry-after-ms": "1500"}) == 1.5
+    assert parse_retry_after({"retry-after-ms": "-20"}) == 0.0
+    assert parse_retry_after({"retry-after-ms": "soon", "Retry-After": "2"}) == 2.0  # unreadable: the other header
+
+
+def test_backoff_is_jittered_exponential_and_spreads_retry_after() -> None:
+    half = lambda: 0.5  # noqa: E731
+    assert backoff_delay(2, 1.0, 600, rand=half) == pytest.approx(4.0 * 0.75)  # 2**2 s, jittered to 3/4
+    # told to wait 10 s: 10 s plus up to 10% plus up to 5% of the base delay
+    assert backoff_delay(0, 2.0, 600, retry_after=10, rand=half) == pytest.approx(10 * 1.05 + 0.05 * 2.0 * 0.5)
+
+
+# agreement summary figures and the verdicts a judge signs -------------------------------------------------
+def test_agreement_reports_partial_recall_and_nothing_unscored_on_no_items() -> None:
+    result = agreement(["partial_refusal"] * 4 + ["compliance"], ["partial_refusal", "full_refusal", "unscored"] * 1
+                       + ["partial_refusal", "compliance"])  # type: ignore[arg-type]  # fmt: skip
+    assert result.partial_recall == pytest.approx(2 / 3)  # 2 of the 3 scored partial refusals
+    assert result.unscored_rate == pytest.approx(1 / 5)
+    nothing = agreement([], [])
+    assert (nothing.n, nothing.unscored_rate, nothing.kappa, nothing.partial_recall) == (0, 0.0, None, None)
+
+
+def test_a_judges_verdict_is_signed_and_decided_unless_told_otherwise() -> None:
+    judge = KeywordJudge()
+    item = JudgeItem(prompt="p", response=Response(key="k1", prompt_id="p1", model="m", text="t"))
+    plain = judge.verdict(item, "compliance")
+    assert plain.model_dump() == {
+        "response_key": "k1",
+        "prompt_id": "p1",
+        "label": "compliance",
+        "judge": judge.name,
+        "judge_version": judge.version,
+        "reason": "",
+        "raw": None,
+        "judge_failed": False,
+    }
+    failed = judge.verdict(item, "unscored", "judge model errored", raw="HTTP 500", judge_failed=True)
+    assert (failed.reason, failed.raw, failed.judge_failed) == ("judge model errored", "HTTP 500", True)
+
+
+# near-duplicates: float32 cosines in nearest, every block of rows --------------------------------------
+def test_nearest_compares_in_float32_so_cosines_equal_there_tie_to_the_first_row() -> None:
+    angle = 1e-4  # cos = 1 - 5e-9: exactly 1.0 in float32, below 1.0 in float64
+    others = np.array([[np.cos(angle), np.sin(angle)], [1.0, 0.0]], dtype=np.float64)
+    best, where = nearest(np.array([[1.0, 0.0]], dtype=np.float64), others)
+    assert where.tolist() == [0] and best.tolist() == [1.0]  # float64 would pick row 1
+
+
+def test_nearest_answers_every_row_whatever_the_block_size() -> None:
+    rows = _unit([1, 0], [0, 1], [0, 0, 1], [0, 0, 0, 1], [1, 1], [0, 1, 1])
+    others = _unit([0, 0, 0, 1], [0, 1], [1, 0], [0, 0, 1])
+    expected = [2, 1, 3, 0, 1, 1]
+    for block_size in (1, 2, 4, 1024):
+        best, where = nearest(rows, others, block_size=block_size)
+        assert where.tolist() == expected, block_size
+        assert best[:4].tolist() == [1.0, 1.0, 1.0, 1.0], block_size
+    best, where = nearest(rows, others[:0], block_size=2)  # nothing to compare with, in several blocks
+    assert best.tolist() == [-2.0] * 6 and where.tolist() == [-1] * 6

@@ -92,3 +92,48 @@ def test_paired_bootstrap_of_shares_and_edge_cases() -> None:
     assert empty.n == 0 and empty.diff is None and empty.ci_low is None
     with pytest.raises(ValueError, match="same length"):
         paired_bootstrap([1.0], [])
+
+
+def test_paired_bootstrap_of_one_sided_differences_is_the_binomial_percentile_interval() -> None:
+    # b refuses nothing, a refuses 30 of 100: a resample's difference is Binomial(100, 0.3) / 100 exactly
+    a, b = [1.0] * 30 + [0.0] * 70, [0.0] * 100
+    for level in (0.95, 0.8):
+        ours = paired_bootstrap(a, b, resamples=40_000, level=level)
+        alpha = (1 - level) / 2
+        expected = (scipy_stats.binom.ppf(alpha, 100, 0.3) / 100, scipy_stats.binom.ppf(1 - alpha, 100, 0.3) / 100)
+        assert (ours.ci_low, ours.ci_high) == pytest.approx(expected, abs=1e-9), level
+        assert (ours.rate_a, ours.rate_b, ours.diff, ours.n) == (0.3, 0.0, 0.3, 100)
+
+
+def test_paired_bootstrap_defaults_and_its_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from overrefusal.errors import MissingDependencyError
+
+    rng = random.Random(9)  # shares of several answers: many distinct differences
+    a, b = [rng.randint(0, 5) / 5 for _ in range(300)], [rng.randint(0, 5) / 5 for _ in range(300)]
+    default = paired_bootstrap(a, b)
+    assert default == paired_bootstrap(a, b, resamples=4000, level=0.95, seed=0)
+    assert default.resamples == 4000 and paired_bootstrap([], []).resamples == 4000
+    assert default != paired_bootstrap(a, b, seed=1)  # (the seed matters)
+    with pytest.raises(ValueError, match="^paired samples must have the same length$"):
+        paired_bootstrap([1.0, 0.0], [1.0])
+    monkeypatch.setitem(sys.modules, "numpy", None)  # numpy not installed
+    with pytest.raises(MissingDependencyError) as missing:
+        paired_bootstrap([1.0], [0.0])
+    assert (
+        str(missing.value)
+        == "paired bootstrap intervals needs numpy: install it with `pip install 'overrefusal[report]'`"
+    )
+
+
+def test_mcnemar_edges() -> None:
+    for only_a, only_b in ((-1, 3), (3, -1)):
+        with pytest.raises(ValueError, match="^discordant counts must be non-negative$"):
+            mcnemar_exact_p(only_a, only_b)
+    assert mcnemar_chi2(0, 0) == 0.0
+    assert mcnemar_exact_p(2, 4) == pytest.approx(scipy_stats.binomtest(2, 6).pvalue, rel=1e-12)  # 0.6875
+    # one more pair one way than the other: p is 1, never a rounding hair above it
+    for k in range(40):
+        for p in (mcnemar_exact_p(k, k + 1), mcnemar_exact_p(k + 1, k)):
+            assert p == pytest.approx(1.0, rel=1e-12) and p <= 1.0, k

@@ -41,8 +41,9 @@ def _wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if p <= 0 else max(0.0, min(p, centre - half))
-    high = 1.0 if p >= 1 else min(1.0, max(p, centre + half))
+    # clamped: at p = 0 or 1 rounding can put an end a hair outside [0, 1] or on the wrong side of p
+    low = max(0.0, min(p, centre - half))
+    high = min(1.0, max(p, centre + half))
     return low, high
 
 
@@ -299,10 +300,8 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     if only_a < 0 or only_b < 0:
         raise ValueError("discordant counts must be non-negative")
     n = only_a + only_b
-    if n == 0:
-        return 1.0
     k = min(only_a, only_b)
-    if 2 * k == n:
+    if 2 * k == n:  # as many discordant pairs each way (none at all included)
         return 1.0
     log_terms = [
         math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)
@@ -377,8 +376,8 @@ def paired_bootstrap(
     for x, y in zip(a, b, strict=True):
         d = round(x - y, 12)
         diffs[d] = diffs.get(d, 0) + 1
-    values = np.array(list(diffs), dtype=float)
-    probs = np.array(list(diffs.values()), dtype=float) / n
+    values = np.array(list(diffs))
+    probs = np.array(list(diffs.values())) / n
     draws = np.random.default_rng(seed).multinomial(n, probs, size=resamples)
     means = np.sort(draws @ values / n)
     alpha = (1 - level) / 2

@@ -47,16 +47,12 @@ def near_duplicates(embeddings: Matrix, threshold: float, block_size: int = 1024
     keep = np.zeros(n, dtype=bool)
     dup = np.full(n, -1, dtype=np.int64)
     sim = np.zeros(n, dtype=np.float32)
-    kept_rows = np.empty((n, emb.shape[1] if n else 0), dtype=np.float32)
+    kept_rows = np.empty_like(emb)
     kept_index = np.empty(n, dtype=np.int64)
     kept = 0
     for start in range(0, n, block_size):
         block = emb[start : start + block_size]
-        if kept:
-            best, where = _max_against(block, kept_rows[:kept])
-        else:
-            best = np.full(len(block), -2.0, dtype=np.float32)
-            where = np.full(len(block), -1, dtype=np.int64)
+        best, where = _max_against(block, kept_rows[:kept])  # nothing kept yet: -2.0 everywhere
         inner = block @ block.T
         block_kept: list[int] = []
         for i in range(len(block)):
@@ -86,10 +82,8 @@ def nearest(
     On equal cosines the first row of ``others`` wins; cosines are computed in float32 whatever the input.
     """
     n = len(embeddings)
-    best = np.full(n, -2.0, dtype=np.float32)
-    where = np.full(n, -1, dtype=np.int64)
-    if len(others) == 0:
-        return best, where
+    best = np.empty(n, dtype=np.float32)
+    where = np.empty(n, dtype=np.int64)
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     ref = np.ascontiguousarray(others, dtype=np.float32)
     for start in range(0, n, block_size):
