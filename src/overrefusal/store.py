@@ -223,7 +223,8 @@ class Store:
             return  # a new store
         rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)").fetchall()]
         if rows != ["ok"]:
-            raise self.damaged("; ".join(rows)[:200])
+            # one row can hold several lines ("*** in database main ***\nPage 7: ..."): the error stays one line
+            raise self.damaged("; ".join(line for row in rows for line in row.splitlines())[:200])
         present = {str(r[0]) for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         expected = [name for tables in MIGRATION_TABLES[:version] for name in tables]
         missing = [name for name in expected if name not in present]
