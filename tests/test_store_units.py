@@ -433,9 +433,10 @@ def test_backup_copy_reuses_an_earlier_copy_of_the_same_size_only(tmp_path: Path
     (tmp_path / "s.sqlite3.damaged-20000101-000000").write_bytes(b"123")  # another size
     (tmp_path / "s.sqlite3.damaged-20000101-000001.wal").write_bytes(b"abcdefgh")  # a WAL copy, not a copy
     (tmp_path / "s.sqlite3.damaged-20000101-000002").mkdir()  # not a file
+    before = set(tmp_path.iterdir())
     fresh = backup_copy(path, "damaged")
-    assert fresh is not None and fresh.name.startswith("s.sqlite3.damaged-2") and fresh.read_bytes() == b"12345678"
-    assert fresh.name[len("s.sqlite3.damaged-") :] > "20000101-000002"
+    assert fresh is not None and fresh not in before  # none of them was reused: a new copy
+    assert fresh.name.startswith("s.sqlite3.damaged-") and fresh.read_bytes() == b"12345678"
     earlier = tmp_path / "s.sqlite3.damaged-20000101-000003"
     earlier.write_bytes(b"abcdefgh")  # same size: reused, even though newer copies sort after it
     fresh.unlink()
