@@ -253,11 +253,7 @@ class CachedModel:
             return leases.take(keys, refresh=refresh)
 
         def deliver(responses: Sequence[Response]) -> None:
-            fixed = [
-                r.model_copy(update={"sample": pending[r.key][1]}) if pending[r.key][1] else r
-                for r in responses
-                if r.key in pending
-            ]
+            fixed = [r.model_copy(update={"sample": pending[r.key][1]}) for r in responses if r.key in pending]
             store.put_responses(fixed, replace=refresh)
             for response in fixed:
                 found[response.key] = response
