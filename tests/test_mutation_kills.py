@@ -336,9 +336,10 @@ def test_a_judges_verdict_is_signed_and_decided_unless_told_otherwise() -> None:
 # near-duplicates: float32 cosines in nearest, every block of rows --------------------------------------
 def test_nearest_compares_in_float32_so_cosines_equal_there_tie_to_the_first_row() -> None:
     angle = 1e-4  # cos = 1 - 5e-9: exactly 1.0 in float32, below 1.0 in float64
-    others = np.array([[np.cos(angle), np.sin(angle)], [1.0, 0.0]], dtype=np.float64)
-    best, where = nearest(np.array([[1.0, 0.0]], dtype=np.float64), others)
-    assert where.tolist() == [0] and best.tolist() == [1.0]  # float64 would pick row 1
+    tilted = [np.cos(angle), np.sin(angle)]
+    others = np.array([[1.0, 0.0], tilted], dtype=np.float64)
+    best, where = nearest(np.array([tilted], dtype=np.float64), others)
+    assert where.tolist() == [0] and best.tolist() == [1.0]  # in float64 row 1 (the same vector) would win
 
 
 def test_nearest_answers_every_row_whatever_the_block_size() -> None:
