@@ -46,10 +46,9 @@ unit: dev $(VENV)/.wheels
 
 test: lint typecheck unit
 
-# mutation testing of the core modules ([tool.mutmut] in pyproject.toml; about an hour on 2 cores):
+# mutation testing of the core modules ([tool.mutmut] in pyproject.toml; about ten minutes on 2 free cores):
 # per-module scores, failing under 85% or on a survivor not listed in tests/mutation_equivalents.txt
 mutation: dev
-	$(PIP) install -q 'mutmut==3.8.1'
 	rm -rf mutants
 	$(BIN)/mutmut run || true
 	$(BIN)/python scripts/mutation_report.py
