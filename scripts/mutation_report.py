@@ -3,8 +3,9 @@
 A mutant counts as killed when a test failed, timed out or the type checker rejected it; as
 equivalent when ``tests/mutation_equivalents.txt`` lists it with its reason (behaviour no test
 can tell apart); as survived otherwise (``no tests`` included). The score is killed over
-non-equivalent mutants. Exits 1 when a module scores under the target or a survivor is neither
-killed nor listed, so ``make mutation`` fails loudly.
+non-equivalent mutants; ``of all`` is killed over every mutant, equivalents included. Exits 1 when
+a module scores under the target or a survivor is neither killed nor listed, so ``make mutation``
+fails loudly.
 
     python scripts/mutation_report.py [--target 0.85] [--survivors]
 """
@@ -64,13 +65,14 @@ def main() -> int:
         print("error: no mutmut results under mutants/: run `mutmut run` first", file=sys.stderr)
         return 2
     failing = []
-    print(f"{'module':<48} {'killed':>7} {'survived':>9} {'equivalent':>11} {'score':>7}")
+    print(f"{'module':<48} {'killed':>7} {'survived':>9} {'equivalent':>11} {'score':>7} {'of all':>7}")
     for module, c in sorted(counts.items()):
         scored = c["killed"] + c["survived"]
         score = c["killed"] / scored if scored else 1.0
         if score < args.target:
             failing.append(module)
-        print(f"{module:<48} {c['killed']:>7} {c['survived']:>9} {c['equivalent']:>11} {score:>7.1%}")
+        of_all = c["killed"] / (scored + c["equivalent"])
+        print(f"{module:<48} {c['killed']:>7} {c['survived']:>9} {c['equivalent']:>11} {score:>7.1%} {of_all:>7.1%}")
     total = {k: sum(c[k] for c in counts.values()) for k in ("killed", "survived", "equivalent")}
     print(f"{'all':<48} {total['killed']:>7} {total['survived']:>9} {total['equivalent']:>11}")
     if args.survivors:

@@ -4,7 +4,7 @@
 too slow for every CI run. This test runs a sample of them with the same tool and configuration, so a
 change that adds code no test pins (a new mutant that survives) or makes a listed equivalent stale
 turns CI red. The sample follows pytest-randomly's seed, printed in the session header: rerun a
-failure with ``-p randomly -p "randomly_seed=N"``, and see the mutant with ``mutmut show NAME``.
+failure with ``--randomly-seed=N``, and see the mutant with ``mutmut show NAME``.
 """
 
 from __future__ import annotations
