@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from waits import as_from_a_shell
+
 
 def _saved(db: Path) -> int:
     if not db.exists():
@@ -35,19 +37,27 @@ def test_sigint_then_resume(tmp_path: Path) -> None:
         "--backend",
         "fake",
         "-B",
-        "delay_s=0.05",
+        "delay_s=0.1",
         "-B",
         "concurrency=1",
     ]
     args += ["-b", str(bench), "-o", str(tmp_path / "runs"), "--no-progress"]
-    proc = subprocess.Popen([*args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*args, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_shell,  # noqa: PLW1509 - resets SIGINT only, before exec
+    )
     db = tmp_path / "home" / "store.sqlite3"
-    deadline = time.monotonic() + 30
-    while _saved(db) < 10 and time.monotonic() < deadline:
+    started = time.monotonic()
+    while (at_signal := _saved(db)) < 10 and time.monotonic() < started + 30:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    when = f"Ctrl-C sent {time.monotonic() - started:.1f} s after the start, with {at_signal} answers saved"
+    assert proc.returncode == 130, f"{when}; stderr: {err}"
     assert "run the same command again" in err
     assert out == ""
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())  # no half-written (dot) folder

@@ -16,7 +16,7 @@ from overrefusal.backends.openai_compat import OpenAIBackend
 from overrefusal.benchmarks import Benchmark
 from overrefusal.records import GenerateParams, Prompt, Query
 from overrefusal.store import Store
-from waits import read_line
+from waits import as_from_a_shell, read_line
 
 pytest.importorskip("xllamacpp")
 pytestmark = pytest.mark.embedded
@@ -26,7 +26,11 @@ CLI = Path(sys.executable).parent / "overrefusal"
 
 def test_serve_model_over_http_matches_in_process(tmp_path: Path, store: Store) -> None:
     server = subprocess.Popen(
-        [str(CLI), "serve-model", "--model", "smollm2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(CLI), "serve-model", "--model", "smollm2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_shell,  # noqa: PLW1509 - resets SIGINT only, before exec
     )
     try:
         assert server.stdout is not None
@@ -43,7 +47,12 @@ def test_serve_model_over_http_matches_in_process(tmp_path: Path, store: Store) 
         result = run(Benchmark("mini", prompts), backend, params=params, output_dir=None, store=store, progress=False)
     finally:
         server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=30)
+        try:
+            _, err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()  # never leave it running for the rest of the suite
+            _, err = server.communicate(timeout=30)
+            raise AssertionError(f"serve-model did not stop within 30 s of Ctrl-C; stderr: {err}") from None
     assert server.returncode == 0, err
     assert "serving" in err
     responses = [o.response for o in result.outcomes]

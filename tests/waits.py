@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from typing import IO
 
@@ -19,3 +20,13 @@ def read_line(stream: IO[str], timeout_s: float = 120.0) -> str:
         return box.get(timeout=timeout_s)
     except queue.Empty:
         raise AssertionError(f"the child process wrote no line within {timeout_s:g}s") from None
+
+
+def as_from_a_shell() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: SIGINT at its default and unblocked, as a shell starts it.
+
+    A child inherits an ignored or blocked SIGINT from the process that starts it; the test must not depend
+    on what the libraries loaded into the test process did to it.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
