@@ -120,7 +120,7 @@ def main() -> None:
         with urllib.request.urlopen(f"{url}/stats", timeout=10) as answer:
             stats = json.loads(answer.read())
     finally:
-        server.send_signal(signal.SIGINT)
+        server.terminate()  # not SIGINT: a run started in the background (nohup, CI jobs) passes SIGINT on ignored
         server.wait(10)
     duplicates = sum(max(0, count - 1) for count in stats["successes"].values())
     answered = stored(db, "SELECT COUNT(*) FROM responses WHERE ok = 1")
