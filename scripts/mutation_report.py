@@ -38,6 +38,16 @@ def equivalents() -> dict[str, str]:
     return out
 
 
+def results(root: Path) -> dict[str, tuple[str, int | None]]:
+    """Every mutant mutmut generated under ``root/mutants``: name -> (module, exit code; None while not checked)."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for meta in sorted((root / "mutants" / "src").rglob("*.py.meta")):
+        module = meta.relative_to(root / "mutants" / "src").with_suffix("").with_suffix("").as_posix()
+        for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            out[key] = (module, code)
+    return out
+
+
 def main() -> int:
     """Print the table; exit status as the module docstring says."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,19 +58,17 @@ def main() -> int:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     survivors: list[str] = []
     unchecked = 0
-    for meta in sorted((ROOT / "mutants" / "src").rglob("*.py.meta")):
-        module = meta.relative_to(ROOT / "mutants" / "src").with_suffix("").with_suffix("").as_posix()
-        for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            status = status_by_exit_code[code]
-            if status == "not checked":
-                unchecked += 1
-            if status in KILLED:
-                counts[module]["killed"] += 1
-            elif key in listed:
-                counts[module]["equivalent"] += 1
-            else:
-                counts[module]["survived"] += 1
-                survivors.append(f"{key}  ({status})")
+    for key, (module, code) in sorted(results(ROOT).items(), key=lambda item: item[1][0]):
+        status = status_by_exit_code[code]
+        if status == "not checked":
+            unchecked += 1
+        if status in KILLED:
+            counts[module]["killed"] += 1
+        elif key in listed:
+            counts[module]["equivalent"] += 1
+        else:
+            counts[module]["survived"] += 1
+            survivors.append(f"{key}  ({status})")
     if not counts:
         print("error: no mutmut results under mutants/: run `mutmut run` first", file=sys.stderr)
         return 2
